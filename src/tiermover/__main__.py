@@ -1,0 +1,3 @@
+from tiermover.cli import app
+
+app()

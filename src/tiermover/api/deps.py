@@ -1,0 +1,51 @@
+"""Request-scoped dependencies shared by every dialect: database session and caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from tiermover.service.auth import Principal, authenticate
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, else rolled back."""
+    session = request.app.state.session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(request: Request, session: DbSession) -> Principal:
+    principal = authenticate(session, request.headers.get("authorization"))
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def scope(controller: str, action: str):
+    """Dependency: the caller, who must hold the API-key scope `controller/action`."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        principal.require_scope(controller, action)
+        return principal
+
+    check.__name__ = f"scope_{controller}_{action}"
+    return check
+
+
+def Scope(controller: str, action: str):  # noqa: N802 - reads like a type in signatures
+    return Annotated[Principal, Depends(scope(controller, action))]
