@@ -1,0 +1,68 @@
+"""The file catalog: registering namespace paths as catalog entries."""
+
+from __future__ import annotations
+
+import os
+import stat as stat_module
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tiermover.db.models import CatalogFile
+from tiermover.service.namespace import Location
+
+
+def _ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _apply_stat(entry: CatalogFile, path: str) -> None:
+    info = os.lstat(path)
+    entry.type = "folder" if stat_module.S_ISDIR(info.st_mode) else "file"
+    entry.permission = int(oct(info.st_mode)[2:])  # Nodeum shows the mode as octal digits: 100666
+    entry.size = 0 if entry.type == "folder" else info.st_size
+    entry.change_date = _ts(info.st_ctime)
+    entry.modification_date = _ts(info.st_mtime)
+    entry.access_date = _ts(info.st_atime)
+    entry.uid = info.st_uid
+    entry.gid = info.st_gid
+
+
+def _entry(session: Session, location: Location, relative: str) -> CatalogFile | None:
+    return session.scalar(
+        select(CatalogFile).where(
+            CatalogFile.storage_kind == location.kind,
+            CatalogFile.storage_id == location.storage.id,
+            CatalogFile.path == relative,
+        )
+    )
+
+
+def register(session: Session, location: Location) -> CatalogFile | None:
+    """The catalog entry for an existing path (and its ancestors), created or refreshed.
+
+    Returns None when the path does not exist yet (e.g. a destination folder to create).
+    """
+    if not os.path.lexists(location.local_path):
+        return None
+    parts = location.relative.split("/") if location.relative else []
+    parent: CatalogFile | None = None
+    for depth in range(len(parts) + 1):
+        relative = "/".join(parts[:depth])
+        entry = _entry(session, location, relative)
+        if entry is None:
+            entry = CatalogFile(
+                storage_kind=location.kind,
+                storage_id=location.storage.id,
+                primary_id=location.storage.id if location.kind == "container" else None,
+                path=relative,
+                name=parts[depth - 1] if depth else location.storage_name,
+                parent=parent.id if parent else None,
+                file_path="/" + location.storage_name + ("/" + relative if relative else ""),
+            )
+            session.add(entry)
+        _apply_stat(entry, str(location.root / relative if relative else location.root))
+        session.flush()
+        parent = entry
+    return parent
