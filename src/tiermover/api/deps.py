@@ -12,7 +12,11 @@ from tiermover.service.auth import Principal, authenticate
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the handler returns, else rolled back."""
+    """One transaction per request: committed when the handler returns, else rolled back.
+
+    Function scope makes the commit happen before the response is sent, so a client never
+    sees a success for a change that is not yet (or never) committed.
+    """
     session = request.app.state.session_factory()
     try:
         yield session
@@ -24,7 +28,7 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(request: Request, session: DbSession) -> Principal:

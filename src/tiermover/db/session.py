@@ -29,6 +29,9 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # LIKE must mean the same on every backend: case-sensitive, as in PostgreSQL. It also
+    # lets SQLite use ordinary indexes for prefix patterns (`name=~backup%`).
+    cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
 
 

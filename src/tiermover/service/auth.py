@@ -80,35 +80,32 @@ class _VerifiedCredentials:
 
     Argon2 is deliberately slow (tens of ms); re-verifying the same password on every
     request of a polling client would make Basic auth the bottleneck of the whole API.
-    Only an HMAC of the credentials (keyed with a per-process secret) is kept in memory.
+    Only an HMAC of the credentials (keyed with a per-process secret) is kept in memory,
+    bound to the stored password hash: once the password changes (in this process or
+    another one sharing the database) the entry no longer matches.
     """
 
     def __init__(self, ttl_seconds: float = 60.0, max_entries: int = 10_000):
         self._key = secrets.token_bytes(32)
         self._ttl = ttl_seconds
         self._max = max_entries
-        self._entries: dict[bytes, tuple[int, float]] = {}
+        self._entries: dict[bytes, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def _digest(self, username: str, password: str) -> bytes:
         return hmac.new(self._key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
 
-    def get(self, username: str, password: str) -> int | None:
+    def matches(self, username: str, password: str, password_hash: str) -> bool:
         entry = self._entries.get(self._digest(username, password))
-        if entry and entry[1] > time.monotonic():
-            return entry[0]
-        return None
+        return bool(entry and entry[1] > time.monotonic()
+                    and hmac.compare_digest(entry[0], password_hash))
 
-    def put(self, username: str, password: str, user_id: int) -> None:
+    def remember(self, username: str, password: str, password_hash: str) -> None:
         with self._lock:
             if len(self._entries) >= self._max:
                 self._entries.clear()
-            self._entries[self._digest(username, password)] = (user_id, time.monotonic() + self._ttl)
-
-    def forget_user(self, user_id: int) -> None:
-        with self._lock:
-            for key in [k for k, v in self._entries.items() if v[0] == user_id]:
-                del self._entries[key]
+            self._entries[self._digest(username, password)] = (
+                password_hash, time.monotonic() + self._ttl)
 
 
 verified_credentials = _VerifiedCredentials()
@@ -119,11 +116,11 @@ def authenticate_password(session: Session, username: str, password: str) -> Use
     if user is None:
         verify_password(_DUMMY_HASH, password)
         raise Unauthorized("Invalid username or password")
-    if verified_credentials.get(username, password) == user.id:
+    if verified_credentials.matches(username, password, user.password_hash):
         return user
     if not verify_password(user.password_hash, password):
         raise Unauthorized("Invalid username or password")
-    verified_credentials.put(username, password, user.id)
+    verified_credentials.remember(username, password, user.password_hash)
     return user
 
 

@@ -68,7 +68,10 @@ def _convert(kind: str, raw: str) -> Any:
     if kind == "str":
         return raw
     if kind == "int":
-        return int(raw.strip())
+        value = int(raw.strip())
+        if not -(2**63) <= value < 2**63:  # what a BIGINT column can hold
+            raise ValueError(raw)
+        return value
     if kind == "float":
         return float(raw.strip())
     if kind == "bool":

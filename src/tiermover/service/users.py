@@ -15,7 +15,6 @@ from tiermover.service.auth import (
     hash_password,
     key_digest,
     new_api_key,
-    verified_credentials,
 )
 from tiermover.service.errors import NotFound, ValidationFailed
 
@@ -80,7 +79,6 @@ def update_user(session: Session, user: User, values: dict) -> User:
         user.is_admin = bool(values["is_admin"])
     if values.get("password"):
         user.password_hash = hash_password(values["password"])
-        verified_credentials.forget_user(user.id)
     session.flush()
     return user
 
