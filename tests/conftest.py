@@ -110,9 +110,12 @@ class RunningServer:
         return httpx.Client(base_url=self.api_url, auth=auth, headers=headers, timeout=30)
 
 
-def start_server(database: Database, data_dir: Path, extra_env: dict | None = None) -> RunningServer:
+def start_server(database: Database, data_dir: Path, extra_env: dict | None = None,
+                 admin_user: str = "admin", admin_password: str = ADMIN_PASSWORD) -> RunningServer:
     port = free_port()
-    env = dict(os.environ, TIERMOVER_ADMIN_PASSWORD=ADMIN_PASSWORD, **(extra_env or {}))
+    env = {**os.environ, "TIERMOVER_ADMIN_PASSWORD": admin_password, **(extra_env or {})}
+    env = {k: v for k, v in env.items() if v is not None}  # None in extra_env unsets
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
     log = open(data_dir.parent / f"server-{port}.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "tiermover", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -126,7 +129,7 @@ def start_server(database: Database, data_dir: Path, extra_env: dict | None = No
             raise RuntimeError(f"server exited with {process.returncode}: see {log.name}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return RunningServer(url, data_dir, database, "admin", ADMIN_PASSWORD, process)
+                return RunningServer(url, data_dir, database, admin_user, admin_password, process)
         except httpx.HTTPError:
             pass
         time.sleep(0.1)

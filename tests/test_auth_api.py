@@ -81,8 +81,12 @@ def test_api_keys_belong_to_their_user(api, make_user):
     assert api.get(f"/users/me/api_keys/{created['id']}").status_code == 200
 
 
-def test_api_key_without_name_is_422(api):
+def test_api_key_without_name_gets_one_and_blank_rename_is_422(api):
     response = api.post("/users/me/api_keys", json={"api_key_scopes": []})
+    assert response.status_code == 201
+    created = response.json()
+    assert created["name"].startswith("key ") and created["name"].endswith(created["key"][-4:])
+    response = api.put(f"/users/me/api_keys/{created['id']}", json={"name": " "})
     assert response.status_code == 422
     assert response.json()["details"]["name"] == [{"error": "blank"}]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tiermover.db.base import utcnow
 from tiermover.db.models import ApiKey, ApiKeyScope, User
 from tiermover.service.auth import (
     Principal,
@@ -108,10 +109,10 @@ def _scopes_from(values: list[dict] | None) -> list[ApiKeyScope]:
 
 
 def create_api_key(session: Session, principal: Principal, values: dict) -> tuple[ApiKey, str]:
-    name = (values.get("name") or "").strip()
-    if not name:
-        raise ValidationFailed.on("name", "blank")
     key = new_api_key()
+    # The official Python client's ApiKeyFull model cannot carry a name, so a key
+    # created through it gets one that says when it was made.
+    name = (values.get("name") or "").strip() or f"key {utcnow():%Y-%m-%d %H:%M:%S} …{key[-4:]}"
     api_key = ApiKey(
         user_id=principal.user_id, name=name, key_digest=key_digest(key),
         key_tail=key[-4:], key_length=len(key), scopes=_scopes_from(values.get("api_key_scopes")),
