@@ -67,5 +67,95 @@ def migrate(
     prepare_database(Settings(data_dir=data_dir, database_url=database_url))
 
 
+users_app = typer.Typer(help="Manage users from the shell (same rules as the API).")
+keys_app = typer.Typer(help="Create API keys from the shell, e.g. for worker nodes.")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="api-keys")
+
+DataDirOption = Annotated[Path, typer.Option(help="The server's data dir.")]
+DatabaseOption = Annotated[Optional[str], typer.Option(help="postgresql://... (default: SQLite in the data dir).")]
+
+
+def _session_scope(data_dir: Path, database_url: str | None):
+    from tiermover.db.session import make_engine, make_session_factory
+
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    prepare_database(settings)
+    return make_session_factory(make_engine(settings.database_url)).begin()
+
+
+def _fail(error: Exception) -> None:
+    from tiermover.service.errors import ValidationFailed
+
+    messages = error.messages if isinstance(error, ValidationFailed) else [str(error)]
+    for message in messages:
+        console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=2)
+
+
+@users_app.command("create")
+def create_user(
+    username: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator.")] = False,
+    password: Annotated[Optional[str], typer.Option(help="Default: generated and printed once.")] = None,
+    email: Annotated[Optional[str], typer.Option()] = None,
+    data_dir: DataDirOption = Path("./tiermover-data"),
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create a user."""
+    import secrets
+
+    from tiermover.service import users as user_service
+    from tiermover.service.errors import ServiceError
+
+    generated = password is None
+    password = password or secrets.token_urlsafe(18)
+    try:
+        with _session_scope(data_dir, database_url) as session:
+            user = user_service.create_user(session, {
+                "username": username, "password": password, "email": email, "is_admin": admin})
+            user_id = user.id
+    except ServiceError as error:
+        _fail(error)
+    console.print(f"Created user '{username}' (id {user_id}{', administrator' if admin else ''}).")
+    if generated:
+        typer.echo(password)
+
+
+@keys_app.command("create")
+def create_api_key(
+    user: Annotated[str, typer.Option(help="Owner of the key (username).")],
+    scope: Annotated[list[str], typer.Option(help="controller/action; repeat for several.")],
+    name: Annotated[Optional[str], typer.Option()] = None,
+    data_dir: DataDirOption = Path("./tiermover-data"),
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create an API key and print it (the only time it is shown whole)."""
+    from sqlalchemy import select
+
+    from tiermover.db.models import User
+    from tiermover.service import users as user_service
+    from tiermover.service.auth import Principal
+    from tiermover.service.errors import ServiceError, ValidationFailed
+
+    scopes = []
+    for item in scope:
+        controller, _, action = item.partition("/")
+        if not controller or not action:
+            _fail(ValidationFailed.on("scope", "invalid", f"'{item}' is not controller/action"))
+        scopes.append({"controller": controller, "action": action})
+    try:
+        with _session_scope(data_dir, database_url) as session:
+            owner = session.scalar(select(User).where(User.username == user))
+            if owner is None:
+                raise ValidationFailed.on("user", "not_found", f"'{user}' is not a user")
+            principal = Principal(user_id=owner.id, username=owner.username, is_admin=owner.is_admin)
+            _, key = user_service.create_api_key(session, principal,
+                                                 {"name": name, "api_key_scopes": scopes})
+    except ServiceError as error:
+        _fail(error)
+    typer.echo(key)
+
+
 if __name__ == "__main__":
     app()
