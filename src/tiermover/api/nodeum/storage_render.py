@@ -109,3 +109,17 @@ def render_tape_library(library: TapeLibrary) -> dict:
 
 def render_tape_drive(drive: TapeDrive) -> dict:
     return columns(drive, TAPE_DRIVE_FIELDS)
+
+
+MOUNT_INFO_FIELDS = (
+    "id", "major_minor", "target", "source", "options", "type", "pool_id", "pool_name",
+    "nas_id", "nas_name", "nas_share_id", "nas_share_name", "cloud_connector_id",
+    "cloud_connector_name", "cloud_bucket_id", "cloud_bucket_name", "tape_id", "tape_barcode",
+    "tape_library_id", "tape_library_name", "tape_library_serial",
+)
+
+
+def render_mount_status(mounted: bool, message: str | None, info: dict) -> dict:
+    """MountStatus; `info` holds the MountInfo fields that apply, the others are null."""
+    return {"mounted": mounted, "message": message,
+            "status": {name: info.get(name) for name in MOUNT_INFO_FIELDS}}
