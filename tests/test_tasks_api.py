@@ -113,3 +113,12 @@ def test_malformed_bodies_are_422_not_500(api):
         assert response.json()["details"]
     response = api.put("/tasks/1", content=b"{", headers={"content-type": "application/json"})
     assert response.status_code in (404, 422)
+
+
+def test_nul_characters_and_huge_numbers_are_422(api):
+    assert api.get("/tasks", params={"name": "a\x00b"}).status_code == 422
+    assert api.get("/tasks/a%00b").status_code in (404, 422)
+    response = api.post("/tasks", json={"name": "a\u0000b", **TASK})
+    assert response.status_code == 422, response.text
+    response = api.post("/tasks", json={"name": "n", **TASK, "progress": 2**70})
+    assert response.status_code == 422, response.text

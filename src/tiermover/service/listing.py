@@ -65,6 +65,8 @@ class Page:
 
 
 def _convert(kind: str, raw: str) -> Any:
+    if "\x00" in raw:  # no database stores NUL in text; PostgreSQL refuses it outright
+        raise ValueError(raw)
     if kind == "str":
         return raw
     if kind == "int":

@@ -10,6 +10,7 @@ from tiermover.db.models import Pool, Tape, Task, TaskDestination, TaskExecution
 from tiermover.service.auth import Principal
 from tiermover.service.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
+from tiermover.service.validation import check_limits
 
 PRIORITY_RANGE = (0, 100)
 DEFAULT_PRIORITY = 5
@@ -115,7 +116,8 @@ def resolve_task(session: Session, principal: Principal, task_ref: str | int) ->
 
 def _validate(values: dict, creating: bool) -> None:
     failure = ValidationFailed()
-    if creating or "name" in values:
+    check_limits(Task, values, failure)
+    if (creating or "name" in values) and "name" not in failure.details:
         name = values.get("name")
         if name is None or not str(name).strip():
             failure.add("name", "blank")
@@ -127,7 +129,7 @@ def _validate(values: dict, creating: bool) -> None:
         if not creating and nullable_enum in values and values[nullable_enum] is None:
             failure.add(nullable_enum, "blank")
     priority = values.get("priority")
-    if priority is not None:
+    if priority is not None and "priority" not in failure.details:
         low, high = PRIORITY_RANGE
         if priority < low:
             failure.add("priority", "greater_than_or_equal_to", value=priority, count=low)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tiermover.service.errors import NotFound, ServiceError, ValidationFailed
@@ -100,6 +101,18 @@ def install_error_handlers(app: FastAPI) -> None:
         message = "Not found" if exc.status_code == 404 else str(exc.detail)
         return JSONResponse(simple_body(message, "base", kind), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError):
+        # A value the database cannot hold (a NUL character, a number out of range) that
+        # validation did not catch: the request is at fault, not the server.
+        request.app.state.logger.warning("refused value on %s %s: %s", request.method,
+                                         request.url.path, exc.orig)
+        return JSONResponse(
+            simple_body("A value in the request cannot be stored (invalid characters or out of range)",
+                        "base", "invalid"),
+            status_code=422,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from tiermover.db.models import CloudBucket, CloudConnector, Pool
 from tiermover.service.errors import ValidationFailed
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
+from tiermover.service.validation import check_limits
 from tiermover.service.storage.common import (
-    assign, check_limits, clean_name, column_taken, flush, lookup,
+    assign, clean_name, column_taken, flush, lookup,
 )
 
 CONNECTOR_ATTRS = {

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 from tiermover.db.models import Container, ContainerPrivilege, Pool
 from tiermover.service.errors import ValidationFailed
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
+from tiermover.service.validation import check_limits
 from tiermover.service.storage.common import (
-    assign, check_limits, check_not_negative, check_segment, clean_name, column_taken, exists,
+    assign, check_not_negative, check_segment, clean_name, column_taken, exists,
     flush, forget_catalog, lookup, namespace_name_taken, rename_in_catalog,
 )
 

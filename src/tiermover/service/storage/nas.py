@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from tiermover.db.models import Nas, NasShare, Pool
 from tiermover.service.errors import ValidationFailed
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
+from tiermover.service.validation import check_limits
 from tiermover.service.storage.common import (
-    assign, check_limits, check_segment, clean_name, column_taken, flush, forget_catalog,
+    assign, check_segment, clean_name, column_taken, flush, forget_catalog,
     lookup, namespace_name_taken, rename_in_catalog,
 )
 

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from tiermover.db.models import CloudBucket, NasShare, Pool, Tape, TapeLibrary
 from tiermover.service.errors import ValidationFailed
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
+from tiermover.service.validation import check_limits
 from tiermover.service.storage.common import (
-    as_id, assign, check_limits, clean_name, column_taken, exists, flush, lookup,
+    as_id, assign, clean_name, column_taken, exists, flush, lookup,
 )
 
 POOL_ATTRS = {

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from tiermover.db.models import Pool, Tape, TapeDrive, TapeLibrary
 from tiermover.service.errors import ValidationFailed
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
+from tiermover.service.validation import check_limits
 from tiermover.service.storage.common import (
-    assign, check_limits, check_not_negative, clean_name, column_taken, flush, lookup,
+    assign, check_not_negative, clean_name, column_taken, flush, lookup,
 )
 
 
