@@ -156,3 +156,10 @@ def test_user_management_is_for_admins(api, make_user):
         assert renewed.get("/tasks").status_code == 200
     assert api.delete(f"/users/{me['id']}").status_code == 204
     assert api.get(f"/users/{me['id']}").status_code == 404
+
+
+def test_non_admin_writes_are_403_before_the_body_is_read(make_user):
+    _, _, user = make_user()
+    for path in ("/containers", "/nas", "/pools", "/cloud_connectors", "/tape_libraries", "/users"):
+        assert user.post(path, content=b"{broken").status_code == 403, path
+        assert user.post(path, json={"name": ""}).status_code == 403, path

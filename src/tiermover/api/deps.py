@@ -53,3 +53,20 @@ def scope(controller: str, action: str):
 
 def Scope(controller: str, action: str):  # noqa: N802 - reads like a type in signatures
     return Annotated[Principal, Depends(scope(controller, action))]
+
+
+def admin_scope(controller: str, action: str):
+    """Dependency: an administrator holding the scope. Checked before the body is read, so a
+    non-administrator gets 403 whatever they sent."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        principal.require_scope(controller, action)
+        principal.require_admin()
+        return principal
+
+    check.__name__ = f"admin_scope_{controller}_{action}"
+    return check
+
+
+def AdminScope(controller: str, action: str):  # noqa: N802
+    return Annotated[Principal, Depends(admin_scope(controller, action))]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from tiermover.api.deps import DbSession, Scope
+from tiermover.api.deps import AdminScope, DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, created
 from tiermover.api.nodeum.storage_render import (
@@ -84,8 +84,7 @@ def index_cloud_connectors(request: Request, session: DbSession,
 
 @router.post("/cloud_connectors", status_code=201, summary="Creates a new cloud connector.")
 def create_cloud_connector(body: CloudConnectorBody, session: DbSession,
-                           principal: Scope("cloud_connectors", "create")):
-    principal.require_admin()
+                           principal: AdminScope("cloud_connectors", "create")):
     connector = service.create_connector(session, connector_values(body))
     return created(render_cloud_connector(connector, principal))
 
@@ -93,8 +92,7 @@ def create_cloud_connector(body: CloudConnectorBody, session: DbSession,
 @router.put("/cloud_connectors/-/test", status_code=202,
             summary="Test a cloud connector (offline: checks its endpoint URL).")
 def test_cloud_connector(request: Request, body: CloudConnectorBody,
-                         principal: Scope("cloud_connectors", "test")):
-    principal.require_admin()
+                         principal: AdminScope("cloud_connectors", "test")):
     failure = service.test_problem(body.model_dump(exclude_unset=True))
     job = board_for(request.app.state).finish(TEST_JOB, None, failure)
     return JSONResponse(job.as_status(), status_code=202)
@@ -102,9 +100,8 @@ def test_cloud_connector(request: Request, body: CloudConnectorBody,
 
 @router.get("/cloud_connectors/-/test",
             summary="Get the result of a cloud connector test (the buckets it found).")
-def test_result_cloud_connector(request: Request, principal: Scope("cloud_connectors", "test"),
+def test_result_cloud_connector(request: Request, principal: AdminScope("cloud_connectors", "test"),
                                 job_id: str = Query(description="ID of active job")):
-    principal.require_admin()
     job = board_for(request.app.state).get(job_id, TEST_JOB, None)
     # Listing buckets needs the network; the job status rides along for those who read it.
     return {**job.as_status(), "cloud_buckets": []}
@@ -120,8 +117,7 @@ def show_cloud_connector(cloud_connector_id: str, session: DbSession,
 @router.put("/cloud_connectors/{cloud_connector_id}",
             summary="Updates a specific cloud connector.")
 def update_cloud_connector(cloud_connector_id: str, body: CloudConnectorBody,
-                           session: DbSession, principal: Scope("cloud_connectors", "update")):
-    principal.require_admin()
+                           session: DbSession, principal: AdminScope("cloud_connectors", "update")):
     connector = service.get_connector(session, cloud_connector_id)
     connector = service.update_connector(session, connector, connector_values(body))
     return render_cloud_connector(connector, principal)
@@ -130,8 +126,7 @@ def update_cloud_connector(cloud_connector_id: str, body: CloudConnectorBody,
 @router.delete("/cloud_connectors/{cloud_connector_id}", status_code=204,
                summary="Destroys a specific cloud connector and its buckets.")
 def destroy_cloud_connector(cloud_connector_id: str, session: DbSession,
-                            principal: Scope("cloud_connectors", "destroy")):
-    principal.require_admin()
+                            principal: AdminScope("cloud_connectors", "destroy")):
     service.delete_connector(session, service.get_connector(session, cloud_connector_id))
     return Response(status_code=204)
 
@@ -147,8 +142,7 @@ POOL_SCOPED_ATTRS = {k: v for k, v in service.BUCKET_ATTRS.items() if k != "pool
 @router.put(BY_CONNECTOR + "/-/sync", status_code=202,
             summary="Synchronize the cloud buckets of a connector.")
 def sync_cloud_buckets(request: Request, cloud_connector_id: str, session: DbSession,
-                       principal: Scope("cloud_buckets", "sync")):
-    principal.require_admin()
+                       principal: AdminScope("cloud_buckets", "sync")):
     connector = service.get_connector(session, cloud_connector_id)
     job = board_for(request.app.state).finish(SYNC_JOB, connector.id)
     return JSONResponse(job.as_status(), status_code=202)
@@ -157,9 +151,8 @@ def sync_cloud_buckets(request: Request, cloud_connector_id: str, session: DbSes
 @router.get(BY_CONNECTOR + "/-/sync",
             summary="Get the result of a bucket sync: the connector's current buckets.")
 def sync_result_cloud_buckets(request: Request, cloud_connector_id: str, session: DbSession,
-                              principal: Scope("cloud_buckets", "sync"),
+                              principal: AdminScope("cloud_buckets", "sync"),
                               job_id: str = Query(description="ID of active job")):
-    principal.require_admin()
     connector = service.get_connector(session, cloud_connector_id)
     job = board_for(request.app.state).get(job_id, SYNC_JOB, connector.id)
     found = [render_cloud_bucket(b) for b in service.connector_buckets(session, connector)]
@@ -178,8 +171,7 @@ def index_cloud_buckets_by_cloud_connector(request: Request, cloud_connector_id:
 @router.post(BY_CONNECTOR, status_code=201,
              summary="Registers a bucket that exists at the provider (extension).")
 def create_cloud_bucket(cloud_connector_id: str, body: CloudBucketBody, session: DbSession,
-                        principal: Scope("cloud_buckets", "create")):
-    principal.require_admin()
+                        principal: AdminScope("cloud_buckets", "create")):
     connector = service.get_connector(session, cloud_connector_id)
     bucket = service.register_bucket(session, connector, body.model_dump(exclude_unset=True))
     return created(render_cloud_bucket(bucket))
@@ -196,8 +188,7 @@ def show_cloud_bucket_by_cloud_connector(cloud_connector_id: str, cloud_bucket_i
 @router.put(BY_CONNECTOR + "/{cloud_bucket_id}", summary="Updates a specific cloud bucket.")
 def update_cloud_bucket_by_cloud_connector(cloud_connector_id: str, cloud_bucket_id: str,
                                            body: CloudBucketBody, session: DbSession,
-                                           principal: Scope("cloud_buckets", "update")):
-    principal.require_admin()
+                                           principal: AdminScope("cloud_buckets", "update")):
     connector = service.get_connector(session, cloud_connector_id)
     bucket = service.get_bucket(session, cloud_bucket_id, connector=connector)
     values = body.model_dump(exclude_unset=True)
@@ -207,8 +198,7 @@ def update_cloud_bucket_by_cloud_connector(cloud_connector_id: str, cloud_bucket
 @router.delete(BY_CONNECTOR + "/{cloud_bucket_id}", status_code=204,
                summary="Forgets a registered cloud bucket (extension; the bucket stays).")
 def destroy_cloud_bucket(cloud_connector_id: str, cloud_bucket_id: str, session: DbSession,
-                         principal: Scope("cloud_buckets", "destroy")):
-    principal.require_admin()
+                         principal: AdminScope("cloud_buckets", "destroy")):
     connector = service.get_connector(session, cloud_connector_id)
     service.delete_bucket(session, service.get_bucket(session, cloud_bucket_id,
                                                       connector=connector))
@@ -243,8 +233,7 @@ def show_cloud_bucket(cloud_bucket_id: str, session: DbSession,
 
 @router.put("/cloud_buckets/{cloud_bucket_id}", summary="Updates a specific cloud bucket.")
 def update_cloud_bucket(cloud_bucket_id: str, body: CloudBucketBody, session: DbSession,
-                        principal: Scope("cloud_buckets", "update")):
-    principal.require_admin()
+                        principal: AdminScope("cloud_buckets", "update")):
     bucket = service.get_bucket(session, cloud_bucket_id)
     values = body.model_dump(exclude_unset=True)
     return render_cloud_bucket(service.update_bucket(session, bucket, values))
@@ -279,8 +268,7 @@ def show_cloud_bucket_by_pool(pool_id: str, cloud_bucket_id: str, session: DbSes
 
 @router.put(BY_POOL + "/{cloud_bucket_id}", summary="Updates a specific cloud bucket of a pool.")
 def update_cloud_bucket_by_pool(pool_id: str, cloud_bucket_id: str, body: CloudBucketBody,
-                                session: DbSession, principal: Scope("cloud_buckets", "update")):
-    principal.require_admin()
+                                session: DbSession, principal: AdminScope("cloud_buckets", "update")):
     bucket = service.get_bucket(session, cloud_bucket_id, pool=get_pool(session, pool_id))
     values = body.model_dump(exclude_unset=True)
     return render_cloud_bucket(service.update_bucket(session, bucket, values))

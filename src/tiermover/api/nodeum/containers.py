@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from tiermover.api.deps import DbSession, Scope
+from tiermover.api.deps import AdminScope, DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, columns, created
 from tiermover.api.nodeum.storage_render import render_container
@@ -57,8 +57,7 @@ def index_containers(request: Request, session: DbSession,
 @router.post("/containers", status_code=201,
              summary="Creates a new container and its root directory.")
 def create_container(request: Request, body: ContainerBody, session: DbSession,
-                     principal: Scope("containers", "create")):
-    principal.require_admin()
+                     principal: AdminScope("containers", "create")):
     container = service.create_container(session, body.model_dump(exclude_unset=True),
                                          request.app.state.settings.containers_root)
     return created(render_container(container))
@@ -72,8 +71,7 @@ def show_container(container_id: str, session: DbSession,
 
 @router.put("/containers/{container_id}", summary="Updates a specific container.")
 def update_container(container_id: str, body: ContainerBody, session: DbSession,
-                     principal: Scope("containers", "update")):
-    principal.require_admin()
+                     principal: AdminScope("containers", "update")):
     container = service.get_container(session, container_id)
     values = body.model_dump(exclude_unset=True)
     return render_container(service.update_container(session, container, values))
@@ -82,8 +80,7 @@ def update_container(container_id: str, body: ContainerBody, session: DbSession,
 @router.delete("/containers/{container_id}", status_code=204,
                summary="Destroys a specific container (its files stay on disk).")
 def destroy_container(container_id: str, session: DbSession,
-                      principal: Scope("containers", "destroy")):
-    principal.require_admin()
+                      principal: AdminScope("containers", "destroy")):
     service.delete_container(session, service.get_container(session, container_id))
     return Response(status_code=204)
 
@@ -104,8 +101,7 @@ def index_container_privileges(request: Request, container_id: str, session: DbS
 
 @router.post(PRIVILEGES, status_code=201, summary="Creates a new container privilege.")
 def create_container_privilege(container_id: str, body: PrivilegeBody, session: DbSession,
-                               principal: Scope("container_privileges", "create")):
-    principal.require_admin()
+                               principal: AdminScope("container_privileges", "create")):
     container = service.get_container(session, container_id)
     privilege = service.create_privilege(session, container, body.model_dump(exclude_unset=True))
     return created(render_privilege(privilege))
@@ -124,8 +120,7 @@ def show_container_privilege(container_id: str, container_privilege_id: str,
             summary="Updates a specific container privilege.")
 def update_container_privilege(container_id: str, container_privilege_id: str,
                                body: PrivilegeBody, session: DbSession,
-                               principal: Scope("container_privileges", "update")):
-    principal.require_admin()
+                               principal: AdminScope("container_privileges", "update")):
     container = service.get_container(session, container_id)
     privilege = service.get_privilege(session, container, container_privilege_id)
     values = body.model_dump(exclude_unset=True)
@@ -136,8 +131,7 @@ def update_container_privilege(container_id: str, container_privilege_id: str,
                summary="Destroys a specific container privilege.")
 def destroy_container_privilege(container_id: str, container_privilege_id: str,
                                 session: DbSession,
-                                principal: Scope("container_privileges", "destroy")):
-    principal.require_admin()
+                                principal: AdminScope("container_privileges", "destroy")):
     container = service.get_container(session, container_id)
     service.delete_privilege(session, service.get_privilege(session, container,
                                                             container_privilege_id))

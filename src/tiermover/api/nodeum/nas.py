@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from tiermover.api.deps import DbSession, Scope
+from tiermover.api.deps import AdminScope, DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, created
 from tiermover.api.nodeum.storage_render import (
@@ -78,8 +78,7 @@ def index_nas(request: Request, session: DbSession, principal: Scope("nas", "ind
 
 
 @router.post("/nas", status_code=201, summary="Creates a new NAS.")
-def create_nas(body: NasBody, session: DbSession, principal: Scope("nas", "create")):
-    principal.require_admin()
+def create_nas(body: NasBody, session: DbSession, principal: AdminScope("nas", "create")):
     return created(render_nas(service.create_nas(session, body.model_dump(exclude_unset=True))))
 
 
@@ -90,16 +89,14 @@ def show_nas(nas_id: str, session: DbSession, principal: Scope("nas", "show")):
 
 @router.put("/nas/{nas_id}", summary="Updates a specific NAS.")
 def update_nas(nas_id: str, body: NasBody, session: DbSession,
-               principal: Scope("nas", "update")):
-    principal.require_admin()
+               principal: AdminScope("nas", "update")):
     nas = service.get_nas(session, nas_id)
     return render_nas(service.update_nas(session, nas, body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/nas/{nas_id}", status_code=204,
                summary="Destroys a specific NAS and its shares (their directories stay).")
-def destroy_nas(nas_id: str, session: DbSession, principal: Scope("nas", "destroy")):
-    principal.require_admin()
+def destroy_nas(nas_id: str, session: DbSession, principal: AdminScope("nas", "destroy")):
     service.delete_nas(session, service.get_nas(session, nas_id))
     return Response(status_code=204)
 
@@ -109,8 +106,7 @@ def destroy_nas(nas_id: str, session: DbSession, principal: Scope("nas", "destro
 @router.put("/nas/{nas_id}/nas_shares/-/test", status_code=202,
             summary="Test a NAS share (its path must be a readable directory).")
 def test_nas_share(request: Request, nas_id: str, body: NasShareBody, session: DbSession,
-                   principal: Scope("nas_shares", "test")):
-    principal.require_admin()
+                   principal: AdminScope("nas_shares", "test")):
     nas = service.get_nas(session, nas_id)
     problem = service.path_problem(body.path)
     failure = f"Path {problem}" if problem else None
@@ -120,9 +116,8 @@ def test_nas_share(request: Request, nas_id: str, body: NasShareBody, session: D
 
 @router.get("/nas/{nas_id}/nas_shares/-/test", summary="Get the result of a NAS share test.")
 def test_result_nas_share(request: Request, nas_id: str, session: DbSession,
-                          principal: Scope("nas_shares", "test"),
+                          principal: AdminScope("nas_shares", "test"),
                           job_id: str = Query(description="ID of active job")):
-    principal.require_admin()
     nas = service.get_nas(session, nas_id)
     return board_for(request.app.state).get(job_id, TEST_JOB, nas.id).as_status()
 
@@ -144,8 +139,7 @@ def index_nas_shares_by_nas(request: Request, nas_id: str, session: DbSession,
 
 @router.post(BY_NAS, status_code=201, summary="Creates a new NAS share.")
 def create_nas_share_by_nas(nas_id: str, body: NasShareBody, session: DbSession,
-                            principal: Scope("nas_shares", "create")):
-    principal.require_admin()
+                            principal: AdminScope("nas_shares", "create")):
     nas = service.get_nas(session, nas_id)
     share = service.create_share(session, nas, share_values(body))
     return created(render_nas_share(share, principal))
@@ -160,8 +154,7 @@ def show_nas_share_by_nas(nas_id: str, nas_share_id: str, session: DbSession,
 
 @router.put(BY_NAS + "/{nas_share_id}", summary="Updates a specific NAS share.")
 def update_nas_share_by_nas(nas_id: str, nas_share_id: str, body: NasShareBody,
-                            session: DbSession, principal: Scope("nas_shares", "update")):
-    principal.require_admin()
+                            session: DbSession, principal: AdminScope("nas_shares", "update")):
     share = service.get_share(session, nas_share_id, nas=service.get_nas(session, nas_id))
     return render_nas_share(service.update_share(session, share, share_values(body)), principal)
 
@@ -169,8 +162,7 @@ def update_nas_share_by_nas(nas_id: str, nas_share_id: str, body: NasShareBody,
 @router.delete(BY_NAS + "/{nas_share_id}", status_code=204,
                summary="Destroys a specific NAS share (its directory stays).")
 def destroy_nas_share_by_nas(nas_id: str, nas_share_id: str, session: DbSession,
-                             principal: Scope("nas_shares", "destroy")):
-    principal.require_admin()
+                             principal: AdminScope("nas_shares", "destroy")):
     share = service.get_share(session, nas_share_id, nas=service.get_nas(session, nas_id))
     service.delete_share(session, share)
     return Response(status_code=204)
@@ -200,8 +192,7 @@ def show_nas_share(nas_share_id: str, session: DbSession,
 
 @router.put("/nas_shares/{nas_share_id}", summary="Updates a specific NAS share.")
 def update_nas_share(nas_share_id: str, body: NasShareBody, session: DbSession,
-                     principal: Scope("nas_shares", "update")):
-    principal.require_admin()
+                     principal: AdminScope("nas_shares", "update")):
     share = service.get_share(session, nas_share_id)
     return render_nas_share(service.update_share(session, share, share_values(body)), principal)
 
@@ -209,8 +200,7 @@ def update_nas_share(nas_share_id: str, body: NasShareBody, session: DbSession,
 @router.delete("/nas_shares/{nas_share_id}", status_code=204,
                summary="Destroys a specific NAS share (its directory stays).")
 def destroy_nas_share(nas_share_id: str, session: DbSession,
-                      principal: Scope("nas_shares", "destroy")):
-    principal.require_admin()
+                      principal: AdminScope("nas_shares", "destroy")):
     service.delete_share(session, service.get_share(session, nas_share_id))
     return Response(status_code=204)
 
@@ -243,8 +233,7 @@ def show_nas_share_by_pool(pool_id: str, nas_share_id: str, session: DbSession,
 
 @router.put(BY_POOL + "/{nas_share_id}", summary="Updates a specific NAS share of a pool.")
 def update_nas_share_by_pool(pool_id: str, nas_share_id: str, body: NasShareBody,
-                             session: DbSession, principal: Scope("nas_shares", "update")):
-    principal.require_admin()
+                             session: DbSession, principal: AdminScope("nas_shares", "update")):
     share = service.get_share(session, nas_share_id, pool=get_pool(session, pool_id))
     return render_nas_share(service.update_share(session, share, share_values(body)), principal)
 
@@ -252,8 +241,7 @@ def update_nas_share_by_pool(pool_id: str, nas_share_id: str, body: NasShareBody
 @router.delete(BY_POOL + "/{nas_share_id}", status_code=204,
                summary="Destroys a specific NAS share of a pool (its directory stays).")
 def destroy_nas_share_by_pool(pool_id: str, nas_share_id: str, session: DbSession,
-                              principal: Scope("nas_shares", "destroy")):
-    principal.require_admin()
+                              principal: AdminScope("nas_shares", "destroy")):
     share = service.get_share(session, nas_share_id, pool=get_pool(session, pool_id))
     service.delete_share(session, share)
     return Response(status_code=204)

@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from tiermover.api.deps import DbSession, Scope
+from tiermover.api.deps import AdminScope, DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, created
 from tiermover.api.nodeum.storage_render import render_pool
@@ -46,8 +46,7 @@ def index_pools(request: Request, session: DbSession, principal: Scope("pools", 
 
 
 @router.post("/pools", status_code=201, summary="Creates a new pool.")
-def create_pool(body: PoolBody, session: DbSession, principal: Scope("pools", "create")):
-    principal.require_admin()
+def create_pool(body: PoolBody, session: DbSession, principal: AdminScope("pools", "create")):
     return created(render_pool(service.create_pool(session, body.model_dump(exclude_unset=True))))
 
 
@@ -58,15 +57,13 @@ def show_pool(pool_id: str, session: DbSession, principal: Scope("pools", "show"
 
 @router.put("/pools/{pool_id}", summary="Updates a specific pool.")
 def update_pool(pool_id: str, body: PoolBody, session: DbSession,
-                principal: Scope("pools", "update")):
-    principal.require_admin()
+                principal: AdminScope("pools", "update")):
     pool = service.get_pool(session, pool_id)
     return render_pool(service.update_pool(session, pool, body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/pools/{pool_id}", status_code=204,
                summary="Destroys a specific pool (its members stay, in no pool).")
-def destroy_pool(pool_id: str, session: DbSession, principal: Scope("pools", "destroy")):
-    principal.require_admin()
+def destroy_pool(pool_id: str, session: DbSession, principal: AdminScope("pools", "destroy")):
     service.delete_pool(session, service.get_pool(session, pool_id))
     return Response(status_code=204)

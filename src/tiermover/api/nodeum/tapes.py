@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from tiermover.api.deps import DbSession, Scope
+from tiermover.api.deps import AdminScope, DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, created
 from tiermover.api.nodeum.storage_render import (
@@ -109,8 +109,7 @@ def index_tape_libraries(request: Request, session: DbSession,
 
 @router.post("/tape_libraries", status_code=201, summary="Creates a new tape library.")
 def create_tape_library(body: TapeLibraryBody, session: DbSession,
-                        principal: Scope("tape_libraries", "create")):
-    principal.require_admin()
+                        principal: AdminScope("tape_libraries", "create")):
     library = service.create_library(session, body.model_dump(exclude_unset=True))
     return created(render_tape_library(library))
 
@@ -123,8 +122,7 @@ def show_tape_library(tape_library_id: str, session: DbSession,
 
 @router.put("/tape_libraries/{tape_library_id}", summary="Updates a specific tape library.")
 def update_tape_library(tape_library_id: str, body: TapeLibraryBody, session: DbSession,
-                        principal: Scope("tape_libraries", "update")):
-    principal.require_admin()
+                        principal: AdminScope("tape_libraries", "update")):
     library = service.get_library(session, tape_library_id)
     values = body.model_dump(exclude_unset=True)
     return render_tape_library(service.update_library(session, library, values))
@@ -133,8 +131,7 @@ def update_tape_library(tape_library_id: str, body: TapeLibraryBody, session: Db
 @router.delete("/tape_libraries/{tape_library_id}", status_code=204,
                summary="Destroys a tape library and its drives (its tapes become orphans).")
 def destroy_tape_library(tape_library_id: str, session: DbSession,
-                         principal: Scope("tape_libraries", "destroy")):
-    principal.require_admin()
+                         principal: AdminScope("tape_libraries", "destroy")):
     service.delete_library(session, service.get_library(session, tape_library_id))
     return Response(status_code=204)
 
@@ -162,8 +159,7 @@ def index_tape_drives_by_tape_library(request: Request, tape_library_id: str,
 @router.post(BY_LIBRARY, status_code=201, summary="Creates a new tape drive.")
 def create_tape_drive_by_tape_library(tape_library_id: str, body: TapeDriveBody,
                                       session: DbSession,
-                                      principal: Scope("tape_drives", "create")):
-    principal.require_admin()
+                                      principal: AdminScope("tape_drives", "create")):
     library = service.get_library(session, tape_library_id)
     drive = service.create_drive(session, library, body.model_dump(exclude_unset=True))
     return created(render_tape_drive(drive))
@@ -180,8 +176,7 @@ def show_tape_drive_by_tape_library(tape_library_id: str, tape_drive_id: str,
 @router.put(BY_LIBRARY + "/{tape_drive_id}", summary="Updates a specific tape drive.")
 def update_tape_drive_by_tape_library(tape_library_id: str, tape_drive_id: str,
                                       body: TapeDriveBody, session: DbSession,
-                                      principal: Scope("tape_drives", "update")):
-    principal.require_admin()
+                                      principal: AdminScope("tape_drives", "update")):
     library = service.get_library(session, tape_library_id)
     drive = service.get_drive(session, tape_drive_id, library=library)
     values = body.model_dump(exclude_unset=True)
@@ -192,8 +187,7 @@ def update_tape_drive_by_tape_library(tape_library_id: str, tape_drive_id: str,
                summary="Destroys a specific tape drive.")
 def destroy_tape_drive_by_tape_library(tape_library_id: str, tape_drive_id: str,
                                        session: DbSession,
-                                       principal: Scope("tape_drives", "destroy")):
-    principal.require_admin()
+                                       principal: AdminScope("tape_drives", "destroy")):
     library = service.get_library(session, tape_library_id)
     service.delete_drive(session, service.get_drive(session, tape_drive_id, library=library))
     return Response(status_code=204)
@@ -214,8 +208,7 @@ def show_tape_drive(tape_drive_id: str, session: DbSession,
 
 @router.put("/tape_drives/{tape_drive_id}", summary="Updates a specific tape drive.")
 def update_tape_drive(tape_drive_id: str, body: TapeDriveBody, session: DbSession,
-                      principal: Scope("tape_drives", "update")):
-    principal.require_admin()
+                      principal: AdminScope("tape_drives", "update")):
     drive = service.get_drive(session, tape_drive_id)
     values = body.model_dump(exclude_unset=True)
     return render_tape_drive(service.update_drive(session, drive, values))
@@ -224,8 +217,7 @@ def update_tape_drive(tape_drive_id: str, body: TapeDriveBody, session: DbSessio
 @router.delete("/tape_drives/{tape_drive_id}", status_code=204,
                summary="Destroys a specific tape drive.")
 def destroy_tape_drive(tape_drive_id: str, session: DbSession,
-                       principal: Scope("tape_drives", "destroy")):
-    principal.require_admin()
+                       principal: AdminScope("tape_drives", "destroy")):
     service.delete_drive(session, service.get_drive(session, tape_drive_id))
     return Response(status_code=204)
 
@@ -254,8 +246,7 @@ def show_tape(tape_id: str, session: DbSession, principal: Scope("tapes", "show"
 
 @router.delete("/tapes/{tape_id}", status_code=204,
                summary="Destroys a specific tape, only when it is an orphan (in no library).")
-def destroy_tape(tape_id: str, session: DbSession, principal: Scope("tapes", "destroy")):
-    principal.require_admin()
+def destroy_tape(tape_id: str, session: DbSession, principal: AdminScope("tapes", "destroy")):
     service.delete_tape(session, service.get_tape(session, tape_id))
     return Response(status_code=204)
 
@@ -301,8 +292,7 @@ def index_tapes_by_tape_library(request: Request, tape_library_id: str, session:
 @router.post(TAPES_OF_LIBRARY, status_code=201,
              summary="Registers a cartridge in a library by barcode (extension).")
 def create_tape(tape_library_id: str, body: TapeBody, session: DbSession,
-                principal: Scope("tapes", "create")):
-    principal.require_admin()
+                principal: AdminScope("tapes", "create")):
     library = service.get_library(session, tape_library_id)
     tape = service.register_tape(session, library, body.model_dump(exclude_unset=True))
     return created(render_tape(tape))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiermover.api.deps import CurrentPrincipal, DbSession, Scope
+from tiermover.api.deps import AdminScope, CurrentPrincipal, DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, columns, created
 from tiermover.db.models import ApiKey, User
@@ -93,15 +93,13 @@ def sign_out(session: DbSession, principal: Scope("sessions", "destroy")):
 # --- accounts (administrators) -------------------------------------------------------------
 
 @router.get("/users", summary="Lists users (administrators only).")
-def index_users(request: Request, session: DbSession, principal: Scope("users", "index")):
-    principal.require_admin()
+def index_users(request: Request, session: DbSession, principal: AdminScope("users", "index")):
     page = list_page(session, select(User), USER_ATTRS, parse_list_query(request.query_params, USER_ATTRS), User.id)
     return collection("users", page, render_user)
 
 
 @router.post("/users", status_code=201, summary="Creates a user (administrators only).")
-def create_user(body: UserBody, session: DbSession, principal: Scope("users", "create")):
-    principal.require_admin()
+def create_user(body: UserBody, session: DbSession, principal: AdminScope("users", "create")):
     return created(render_user(user_service.create_user(session, body.model_dump(exclude_unset=True))))
 
 
@@ -118,15 +116,13 @@ def show_user(user_id: int, session: DbSession, principal: Scope("users", "show"
 
 
 @router.put("/users/{user_id}", summary="Updates a user (administrators only).")
-def update_user(user_id: int, body: UserBody, session: DbSession, principal: Scope("users", "update")):
-    principal.require_admin()
+def update_user(user_id: int, body: UserBody, session: DbSession, principal: AdminScope("users", "update")):
     user = user_service.get_user(session, user_id)
     return render_user(user_service.update_user(session, user, body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/users/{user_id}", status_code=204, summary="Destroys a user (administrators only).")
-def destroy_user(user_id: int, session: DbSession, principal: Scope("users", "destroy")):
-    principal.require_admin()
+def destroy_user(user_id: int, session: DbSession, principal: AdminScope("users", "destroy")):
     session.delete(user_service.get_user(session, user_id))
     return Response(status_code=204)
 
