@@ -1,0 +1,1 @@
+"""Storage backends: one interface (base.Backend) that every workflow is written against."""

@@ -1,0 +1,80 @@
+"""The storage interface every workflow is written against (local/NAS now; S3 and tape later).
+
+Paths are relative to the backend's root, '/'-separated, '' for the root itself. A backend
+never lets a path leave its root, whatever the path or the symlinks on the way say.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message names the path and the cause."""
+
+
+class EscapesRoot(StorageError):
+    pass
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    type: str  # "file" | "folder"
+    size: int
+    mtime: float
+    atime: float
+    ctime: float
+    mode: int
+    uid: int
+    gid: int
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+class AtomicWrite(ABC):
+    """Data written here appears under its final name only once `commit()` succeeds."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def commit(self, replace: bool) -> None:
+        """Move into place. With `replace=False`, fail if the final name appeared meanwhile."""
+
+    @abstractmethod
+    def abort(self) -> None: ...
+
+
+class Backend(ABC):
+    @abstractmethod
+    def stat(self, path: str) -> Entry | None: ...
+
+    @abstractmethod
+    def walk(self, path: str) -> Iterator[Entry]:
+        """Every entry below `path` (not `path` itself), folders before their contents,
+        in a stable order."""
+
+    @abstractmethod
+    def open_read(self, path: str) -> BinaryIO: ...
+
+    @abstractmethod
+    def begin_write(self, path: str) -> AtomicWrite: ...
+
+    @abstractmethod
+    def makedirs(self, path: str) -> None: ...
+
+    @abstractmethod
+    def remove(self, path: str) -> None: ...
+
+    @abstractmethod
+    def set_times(self, path: str, atime: float, mtime: float) -> None: ...
+
+
+def join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))

@@ -1,0 +1,83 @@
+"""What a workflow is, and what the framework gives it while it runs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tiermover.storage.base import Backend
+
+
+class ControlInterrupt(Exception):
+    """Raised at a checkpoint when the execution must pause or stop now."""
+
+    def __init__(self, command: str, reason: str = ""):
+        super().__init__(command)
+        self.command = command  # "pause" | "stop"
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One unit of work. `key` is stable across runs: a finished key is never redone."""
+
+    key: str
+    size: int = 0
+    payload: Any = None
+
+
+@dataclass
+class ItemResult:
+    outcome: str  # done | renamed | skipped | failed
+    size: int = 0
+    message: str | None = None
+    warning: bool = False  # counts towards finished_with_warnings
+    checksum: str | None = None
+    destination: str | None = None  # namespace path written, for the catalog
+
+
+@dataclass(frozen=True)
+class StorageLocation:
+    """A task source or destination as a node sees it: a backend and a path inside it."""
+
+    namespace_path: str  # /<storage>/<path>
+    storage_name: str
+    backend: Backend
+    path: str  # inside the backend
+
+
+class RunContext(Protocol):
+    """Given to each step by the framework."""
+
+    def checkpoint(self) -> None:
+        """Raise ControlInterrupt if a pause or stop is pending; call between chunks."""
+
+    def add_bytes(self, count: int) -> None:
+        """Report bytes moved inside the current item (progress and bandwidth)."""
+
+    def log(self, level: str, message: str) -> None: ...
+
+
+@dataclass
+class ExecutionPlan:
+    """What a node needs to run an execution."""
+
+    action: str
+    sources: list[StorageLocation]
+    destinations: list[StorageLocation]
+    options: dict[str, str] = field(default_factory=dict)
+    conflict_resolution: str = "rename"
+
+
+class Workflow(ABC):
+    def __init__(self, plan: ExecutionPlan):
+        self.execution = plan
+
+    @abstractmethod
+    def plan(self) -> Iterator[WorkItem]:
+        """The work items, in processing order (computed from the sources)."""
+
+    @abstractmethod
+    def run(self, item: WorkItem, context: RunContext) -> ItemResult: ...

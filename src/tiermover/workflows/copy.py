@@ -1,0 +1,142 @@
+"""copy: files from the sources into the destination folder, like `cp -r SRC DST/`.
+
+A folder source lands inside the destination keeping its name; a file source lands as
+`<destination>/<name>` (or `rename_to`). Each file is written under a temporary name,
+hashed in the same pass as the read, and moved into place only once complete.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from tiermover.storage.base import Entry, StorageError, join
+from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
+from tiermover.workflows.base import ItemResult, RunContext, StorageLocation, WorkItem, Workflow
+
+CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    source: StorageLocation
+    source_path: str
+    entry: Entry
+    target_path: str  # inside the destination backend
+
+
+def renamed_candidate(path: str, attempt: int) -> str:
+    """`dir/name.ext` -> `dir/name (1).ext` (conflict_resolution=rename keeps both)."""
+    directory, name = posixpath.split(path)
+    stem, dot, ext = name.partition(".") if not name.startswith(".") else (name, "", "")
+    candidate = f"{stem} ({attempt}){dot}{ext}"
+    return join(directory, candidate) if directory else candidate
+
+
+class CopyWorkflow(Workflow):
+    @property
+    def destination(self) -> StorageLocation:
+        return self.execution.destinations[0]
+
+    @property
+    def algorithm(self) -> str:
+        return self.execution.options.get("file_checksum") or DEFAULT_ALGORITHM
+
+    def plan(self) -> Iterator[WorkItem]:
+        rename_to = self.execution.options.get("rename_to")
+        for index, source in enumerate(self.execution.sources):
+            top = source.backend.stat(source.path)
+            if top is None:
+                raise StorageError(f"source {source.namespace_path} does not exist")
+            landing = (rename_to if rename_to and len(self.execution.sources) == 1
+                       else posixpath.basename(source.path) or source.storage_name)
+            base_target = join(self.destination.path, landing)
+            if top.type == "file":
+                yield self._item(index, source, source.path, top, base_target)
+                continue
+            yield self._item(index, source, source.path, top, base_target)
+            for entry in source.backend.walk(source.path):
+                relative = entry.path[len(source.path):].lstrip("/") if source.path else entry.path
+                yield self._item(index, source, entry.path, entry, join(base_target, relative))
+
+    def _item(self, index: int, source: StorageLocation, path: str, entry: Entry,
+              target: str) -> WorkItem:
+        return WorkItem(key=f"{index}:{path}", size=entry.size,
+                        payload=CopyJob(source, path, entry, target))
+
+    def run(self, item: WorkItem, context: RunContext) -> ItemResult:
+        job: CopyJob = item.payload
+        backend = self.destination.backend
+        if job.entry.type == "folder":
+            backend.makedirs(job.target_path)
+            return ItemResult("done", destination=self._namespace(job.target_path))
+        parent = posixpath.dirname(job.target_path)
+        if parent:
+            backend.makedirs(parent)
+        target = job.target_path
+        existing = backend.stat(target)
+        policy = self.execution.conflict_resolution
+        if existing is not None and policy == "ignore":
+            same = self._same_content(job, target)
+            message = (f"{self._namespace(target)} exists" +
+                       ("" if same else " with different content") + ": skipped (ignore)")
+            return ItemResult("skipped", message=message, warning=not same)
+        if existing is not None and policy == "rename":
+            attempt = 1
+            while backend.stat(renamed_candidate(target, attempt)) is not None:
+                attempt += 1
+            target = renamed_candidate(target, attempt)
+        checksum = self._copy_file(job, target, replace=policy == "overwrite", context=context)
+        if self.execution.options.get("reset_file_date", "").lower() in ("1", "true"):
+            backend.set_times(target, job.entry.atime, job.entry.mtime)
+        outcome = "renamed" if target != job.target_path else "done"
+        message = (f"{self._namespace(job.target_path)} exists: written as "
+                   f"{self._namespace(target)}") if outcome == "renamed" else None
+        return ItemResult(outcome, size=job.entry.size, checksum=checksum, message=message,
+                          destination=self._namespace(target))
+
+    def _namespace(self, path: str) -> str:
+        return "/" + join(self.destination.storage_name, path)
+
+    def _copy_file(self, job: CopyJob, target: str, replace: bool, context: RunContext) -> str:
+        hasher = new_hasher(self.algorithm)
+        writer = self.destination.backend.begin_write(target)
+        try:
+            with job.source.backend.open_read(job.source_path) as reader:
+                copied = 0
+                while True:
+                    context.checkpoint()
+                    chunk = reader.read(CHUNK)
+                    if not chunk:
+                        break
+                    hasher.update(chunk)
+                    writer.write(chunk)
+                    copied += len(chunk)
+                    context.add_bytes(len(chunk))
+            after = job.source.backend.stat(job.source_path)
+            if after is None or after.size != copied or after.mtime != job.entry.mtime:
+                raise StorageError(
+                    f"{job.source.namespace_path.rstrip('/')}/{job.source_path} changed while it "
+                    "was copied; it will be copied again next run")
+            writer.commit(replace=replace)
+        except BaseException:
+            writer.abort()
+            raise
+        return hasher.hexdigest()
+
+    def _same_content(self, job: CopyJob, target: str) -> bool:
+        existing = self.destination.backend.stat(target)
+        if existing is None or existing.size != job.entry.size or existing.type != job.entry.type:
+            return False
+        if job.entry.type == "folder":
+            return True
+        digests = []
+        for backend, path in ((job.source.backend, job.source_path),
+                              (self.destination.backend, target)):
+            hasher = new_hasher(self.algorithm)
+            with backend.open_read(path) as reader:
+                while chunk := reader.read(CHUNK):
+                    hasher.update(chunk)
+            digests.append(hasher.hexdigest())
+        return digests[0] == digests[1]

@@ -1,0 +1,71 @@
+"""The local/NAS backend: roots cannot be escaped, writes are atomic, listings are stable."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tiermover.storage.base import EscapesRoot
+from tiermover.storage.checksums import ALGORITHMS, checksum_of, new_hasher
+from tiermover.storage.local import LocalBackend, is_temporary_name
+
+
+@pytest.fixture
+def root(tmp_path):
+    base = tmp_path / "share"
+    (base / "a" / "b").mkdir(parents=True)
+    (base / "a" / "one.txt").write_bytes(b"1")
+    (base / "a" / "b" / "two.txt").write_bytes(b"22")
+    (base / "z.txt").write_bytes(b"zzz")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret").write_text("s")
+    os.symlink(tmp_path / "outside", base / "a" / "exit")
+    return base
+
+
+def test_walk_lists_folders_before_contents_and_skips_symlinks(root):
+    backend = LocalBackend(root)
+    entries = [(e.path, e.type, e.size) for e in backend.walk("")]
+    assert entries == [("a", "folder", 0), ("a/b", "folder", 0), ("a/b/two.txt", "file", 2),
+                       ("a/one.txt", "file", 1), ("z.txt", "file", 3)]
+
+
+@pytest.mark.parametrize("path", ["../outside/secret", "a/../../outside", "a/exit/secret",
+                                  "a/exit", "a/exit/new/file"])
+def test_nothing_leaves_the_root(root, path):
+    backend = LocalBackend(root)
+    with pytest.raises(EscapesRoot):
+        backend.local_path(path)
+
+
+def test_atomic_write_appears_only_on_commit(root):
+    backend = LocalBackend(root, fsync=False)
+    writer = backend.begin_write("a/new.bin")
+    writer.write(b"partial")
+    assert not (root / "a" / "new.bin").exists()
+    assert any(is_temporary_name(p.name) for p in (root / "a").iterdir())
+    writer.commit(replace=False)
+    assert (root / "a" / "new.bin").read_bytes() == b"partial"
+    assert not any(is_temporary_name(p.name) for p in (root / "a").iterdir())
+
+
+def test_aborted_write_leaves_nothing_and_no_replace_protects_existing(root):
+    backend = LocalBackend(root, fsync=False)
+    writer = backend.begin_write("z.txt")
+    writer.write(b"new")
+    with pytest.raises(FileExistsError):
+        writer.commit(replace=False)
+    assert (root / "z.txt").read_bytes() == b"zzz"
+    assert not any(is_temporary_name(p.name) for p in root.iterdir())
+
+
+def test_checksums_match_reference_values():
+    assert checksum_of(b"hello", "md5") == "5d41402abc4b2a76b9719d911017c592"
+    assert checksum_of(b"hello", "sha256").startswith("2cf24dba5fb0a30e")
+    assert checksum_of(b"hello", "crc32") == "3610a686"
+    for algorithm in ALGORITHMS:
+        streamed = new_hasher(algorithm)
+        streamed.update(b"hel")
+        streamed.update(b"lo")
+        assert streamed.hexdigest() == checksum_of(b"hello", algorithm)
