@@ -219,3 +219,26 @@ def test_api_key_scopes(server, api, add_execution):
         response = keyed.get(f"/task_executions/{execution_id}")
         assert response.status_code == 403
         assert "task_executions/show" in response.json()["messages"][0]
+
+
+def test_deep_offsets_page_like_shallow_ones(engine, make_user):
+    """Past an offset of 1,000 pages are found by their ids first; the rows, their order
+    and the count must not change."""
+    _, _, client = make_user()
+    task = new_task(client)
+    base = time.time_ns()
+    with Session(engine) as session, session.begin():
+        session.add_all(TaskExecution(id=str(base + i), task_id=task["id"], status="done",
+                                      processed_files=i % 7, job_started=T0 + timedelta(seconds=i))
+                        for i in range(1_100))
+    by_task = f"/tasks/{task['id']}/task_executions"
+    everything = listed_ids(client.get(by_task, params={"sort_by": "processed_files:desc",
+                                                        "limit": 2_000}))
+    assert len(everything) == 1_100
+    for offset in (990, 1_000, 1_050, 1_098):
+        page = client.get(by_task, params={"sort_by": "processed_files:desc", "limit": 10,
+                                           "offset": offset}).json()
+        assert page["count"] == 1_100
+        assert [e["id"] for e in page["task_executions"]] == everything[offset:offset + 10]
+    beyond = client.get(by_task, params={"offset": 5_000, "limit": 10}).json()
+    assert beyond == {"count": 1_100, "task_executions": []}

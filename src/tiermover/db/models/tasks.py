@@ -12,9 +12,18 @@ from tiermover.db.base import Base, BigId, UTCDateTime, utcnow
 
 class Task(Base):
     __tablename__ = "tasks"
+    # Every list is scoped to an owner, so each index starts with user_id.
     __table_args__ = (
+        # The default order (by id): deep pages are found by an index-only scan.
+        Index("ix_tasks_user_id", "user_id", "id"),
         Index("ix_tasks_user_created", "user_id", "creation_date"),
+        # Name equality and ordering by name.
         Index("ix_tasks_user_name", "user_id", "name"),
+        # Name prefixes (`name=~backup%`): PostgreSQL uses a btree for LIKE only with the
+        # pattern operator class (unless the database collation is C). Status and creation
+        # date ride along so that counting and ordering the matches need no table reads.
+        Index("ix_tasks_user_name_prefix", "user_id", "name", "status", "creation_date",
+              postgresql_ops={"name": "varchar_pattern_ops"}),
         Index("ix_tasks_user_status", "user_id", "status"),
     )
 

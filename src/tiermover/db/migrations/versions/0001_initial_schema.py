@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:04:04.729771
+Create Date: 2026-11-24 08:31:03.000478
 """
 from alembic import op
 import sqlalchemy as sa
@@ -311,7 +311,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.create_index('ix_tasks_user_created', ['user_id', 'creation_date'], unique=False)
+        batch_op.create_index('ix_tasks_user_id', ['user_id', 'id'], unique=False)
         batch_op.create_index('ix_tasks_user_name', ['user_id', 'name'], unique=False)
+        batch_op.create_index('ix_tasks_user_name_prefix', ['user_id', 'name', 'status', 'creation_date'], unique=False, postgresql_ops={'name': 'varchar_pattern_ops'})
         batch_op.create_index('ix_tasks_user_status', ['user_id', 'status'], unique=False)
 
     op.create_table('user_sessions',
@@ -543,7 +545,9 @@ def downgrade() -> None:
     op.drop_table('user_sessions')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index('ix_tasks_user_status')
+        batch_op.drop_index('ix_tasks_user_name_prefix', postgresql_ops={'name': 'varchar_pattern_ops'})
         batch_op.drop_index('ix_tasks_user_name')
+        batch_op.drop_index('ix_tasks_user_id')
         batch_op.drop_index('ix_tasks_user_created')
 
     op.drop_table('tasks')
