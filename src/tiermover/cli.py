@@ -16,6 +16,13 @@ app = typer.Typer(help="tiermover: a self-hosted task engine for data management
 console = Console(stderr=True)
 
 
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per node request would drown everything else.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def prepare_database(settings: Settings) -> None:
     """Apply migrations and create the first administrator if needed."""
     from tiermover.db.migrate import upgrade_to_head
@@ -45,17 +52,45 @@ def serve(
     data_dir: Annotated[Path, typer.Option(help="Where the database, containers and secrets live.")] = Path("./tiermover-data"),
     database_url: Annotated[Optional[str], typer.Option(help="postgresql://... (default: SQLite in the data dir).")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run the embedded worker node.")] = True,
+    worker_concurrency: Annotated[Optional[int], typer.Option(help="Executions the embedded node runs at once.")] = None,
 ) -> None:
-    """Start the API server (migrations are applied first)."""
+    """Start the API server (migrations are applied first) with its embedded worker node."""
     import uvicorn
 
     from tiermover.api.app import create_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(log_level)
     settings = Settings(host=host, port=port, data_dir=data_dir, database_url=database_url)
+    if worker_concurrency is not None:
+        settings.embedded_workers = worker_concurrency
     prepare_database(settings)
     console.print(f"tiermover listening on http://{host}:{port}  (API docs: /api/v2/docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(create_app(settings, embedded_node=worker), host=host, port=port,
+                log_level=log_level, access_log=False)
+
+
+@app.command("worker")
+def run_worker(
+    server: Annotated[str, typer.Option(help="URL of the tiermover server.")],
+    api_key: Annotated[str, typer.Option(help="An API key with the scope nodes/work.", envvar="TIERMOVER_API_KEY")],
+    name: Annotated[Optional[str], typer.Option(help="Node name (default: host-pid).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Executions run at once.")] = 1,
+    fsync: Annotated[bool, typer.Option("--fsync/--no-fsync", help="fsync each file before it takes its final name.")] = True,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """Run a worker node: claim executions from the server and carry them out."""
+    import signal
+
+    from tiermover.node.worker import NodeWorker
+
+    _configure_logging(log_level)
+    node = NodeWorker(server, api_key, name=name, concurrency=concurrency, fsync=fsync)
+    signal.signal(signal.SIGTERM, lambda *_: node.stop())
+    try:
+        node.run()
+    except KeyboardInterrupt:
+        node.stop()
 
 
 @app.command()

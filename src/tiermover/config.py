@@ -26,6 +26,21 @@ class Settings:
         default_factory=lambda: timedelta(seconds=int(_env("SESSION_LIFETIME_SECONDS", "86400")))
     )
 
+    lease: timedelta = field(
+        default_factory=lambda: timedelta(seconds=float(_env("LEASE_SECONDS", "30")))
+    )
+    smtp_host: str | None = field(default_factory=lambda: _env("SMTP_HOST"))
+    smtp_port: int = field(default_factory=lambda: int(_env("SMTP_PORT", "25")))
+    smtp_sender: str = field(default_factory=lambda: _env("SMTP_FROM", "tiermover@localhost"))
+    smtp_username: str | None = field(default_factory=lambda: _env("SMTP_USERNAME"))
+    smtp_password: str | None = field(default_factory=lambda: _env("SMTP_PASSWORD"))
+    smtp_starttls: bool = field(default_factory=lambda: _env("SMTP_STARTTLS", "0") in ("1", "true"))
+    # The node inside `tiermover serve` (0 disables it).
+    embedded_workers: int = field(default_factory=lambda: int(_env("EMBEDDED_WORKERS", "2")))
+    # fsync each file before it takes its final name: slower, but a power cut never
+    # leaves an empty file under a final name.
+    fsync: bool = field(default_factory=lambda: _env("FSYNC", "1") in ("1", "true"))
+
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         if not self.database_url:

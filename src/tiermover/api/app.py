@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from tiermover import __version__
@@ -12,6 +16,8 @@ from tiermover.api.nodeum import install_nodeum_routes
 from tiermover.api.nodeum.errors import install_error_handlers
 from tiermover.config import Settings
 from tiermover.db.session import make_engine, make_session_factory
+from tiermover.service import notifications, queue
+from tiermover.service.maintenance import Maintenance
 
 
 class AssumeJsonBodies:
@@ -33,8 +39,71 @@ class AssumeJsonBodies:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings) -> FastAPI:
+MAINTENANCE_INTERVAL_SECONDS = 1.0
+
+
+def _server_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def _start_embedded_node(app: FastAPI):
+    from tiermover.node.worker import NodeWorker
+    from tiermover.service.nodes import provision_embedded_key
+
+    settings: Settings = app.state.settings
+    with app.state.session_factory.begin() as session:
+        key = provision_embedded_key(session)
+    if key is None:
+        return None
+    worker = NodeWorker(_server_url(settings), key, name=f"embedded-{settings.port}",
+                        concurrency=settings.embedded_workers, fsync=settings.fsync)
+    threading.Thread(target=worker.run, name="embedded-node", daemon=True).start()
+    return worker
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings: Settings = app.state.settings
+    queue.signal.attach(asyncio.get_running_loop())
+    notifications.configure(notifications.SmtpSettings(
+        host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender,
+        username=settings.smtp_username, password=settings.smtp_password,
+        starttls=settings.smtp_starttls))
+    listener = None
+    engine = app.state.engine
+    if engine.dialect.name == "postgresql":
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        listener = queue.PostgresListener(dsn, queue.signal)
+        listener.start()
+    maintenance = Maintenance(app.state.session_factory, settings.lease)
+    await run_in_threadpool(maintenance.start)
+
+    async def maintain():
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
+            try:
+                await run_in_threadpool(maintenance.run_once)
+            except Exception:
+                app.state.logger.exception("maintenance pass failed")
+
+    maintainer = asyncio.create_task(maintain())
+    worker = None
+    if app.state.start_embedded_node and settings.embedded_workers > 0:
+        worker = await run_in_threadpool(_start_embedded_node, app)
+    try:
+        yield
+    finally:
+        maintainer.cancel()
+        if worker is not None:
+            worker.stop()
+        if listener is not None:
+            listener.stopping.set()
+
+
+def create_app(settings: Settings, embedded_node: bool = True) -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="tiermover",
         version=__version__,
         description="Nodeum Data Archiving API v2 served by tiermover.",
@@ -44,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
+    app.state.start_embedded_node = embedded_node
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.logger = logging.getLogger("tiermover.api")
@@ -58,5 +128,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(health)
     install_nodeum_routes(app)
+    from tiermover.api import nodes
+
+    app.include_router(nodes.router, prefix="/api/v2")
     app.add_middleware(AssumeJsonBodies)
     return app

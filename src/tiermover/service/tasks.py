@@ -70,6 +70,7 @@ TASK_ATTRS: dict[str, Attr] = {
 WRITABLE = (
     "name", "comment", "workflow_type", "workflow_action", "source_type", "destination_type",
     "priority", "conflict_resolution", "activate", "progress", "delete", "local_server_path",
+    "timeout_seconds", "start_window_seconds", "email_recipients", "email_problems_only",
 )
 
 
@@ -190,7 +191,8 @@ def update_task(session: Session, principal: Principal, task: Task, values: dict
     for key, value in values.items():
         if key == "name":
             value = value.strip()
-        if value is None and key in ("priority", "activate", "progress", "delete"):
+        if value is None and key in ("priority", "activate", "progress", "delete",
+                                     "email_problems_only"):
             continue
         setattr(task, key, value)
     if activation_changed:

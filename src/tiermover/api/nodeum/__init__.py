@@ -9,7 +9,7 @@ PREFIX = "/api/v2"
 # One router module per resource family; each exposes `router`.
 ROUTER_MODULES = (
     "users", "tasks", "task_parts", "task_schedules", "task_executions", "files",
-    "containers", "nas", "cloud", "pools", "tapes",
+    "containers", "nas", "cloud", "pools", "tapes", "logs",
 )
 
 

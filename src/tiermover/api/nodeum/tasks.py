@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tiermover.api.deps import DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, columns, created
 from tiermover.db.models import Task
+from tiermover.service import control
 from tiermover.service import tasks as task_service
 
 router = APIRouter(tags=["tasks"])
@@ -50,6 +52,10 @@ class TaskBody(BaseModel):
     delete: int | None = None
     local_server_path: str | None = None
     version: int | None = Field(None, description="If given, the update applies only at this version (else 409).")
+    timeout_seconds: Annotated[int | None, Field(ge=1, description="Stop a run still going after this many seconds (stopped_by_system).")] = None
+    start_window_seconds: Annotated[int | None, Field(ge=1, description="A scheduled run not started this long after its time is dropped.")] = None
+    email_recipients: str | None = Field(None, description="Comma-separated addresses told when a run ends.")
+    email_problems_only: bool | None = Field(None, description="Only e-mail when a run does not end as done.")
 
 
 TASK_FIELDS = (
@@ -57,7 +63,8 @@ TASK_FIELDS = (
     "destination_type", "priority", "conflict_resolution", "action", "creation_date",
     "modification_date", "creation_username", "modification_username", "status", "progress",
     "job_started", "job_finished", "processed_size", "to_process_size", "version",
-    "local_server_path",
+    "local_server_path", "timeout_seconds", "start_window_seconds", "email_recipients",
+    "email_problems_only",
 )
 
 
@@ -102,3 +109,24 @@ def update_task(task_id: str, body: TaskBody, session: DbSession,
 def destroy_task(task_id: str, session: DbSession, principal: Scope("tasks", "destroy")):
     task_service.delete_task(session, task_service.resolve_task(session, principal, task_id))
     return Response(status_code=204)
+
+
+Verb = Literal["run", "pause", "stop", "resume"]
+
+
+@router.put("/tasks/{task_id}/action/{verb}", status_code=202,
+            summary="Run, pause, stop or resume a task; answers an active job to poll.")
+def act_on_task(task_id: str, verb: Verb, session: DbSession, principal: Scope("tasks", "action")):
+    task = task_service.resolve_task(session, principal, task_id)
+    job = control.request(session, task, verb)
+    return JSONResponse(control.render_job(job), status_code=202)
+
+
+@router.get("/tasks/{task_id}/action/{verb}",
+            summary="Result of a control request: 202 while queued or working, 200 once done.")
+def control_result(task_id: str, verb: Verb, job_id: str, session: DbSession,
+                   principal: Scope("tasks", "action")):
+    task = task_service.resolve_task(session, principal, task_id)
+    job = control.job_status(session, task, verb, job_id)
+    return JSONResponse(control.render_job(job),
+                        status_code=200 if job.status in ("completed", "failed") else 202)

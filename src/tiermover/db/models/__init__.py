@@ -1,6 +1,13 @@
 """All ORM models; importing this module registers every table on Base.metadata."""
 
 from tiermover.db.models.auth import ApiKey, ApiKeyScope, Setting, User, UserSession
+from tiermover.db.models.engine import (
+    ActiveJob,
+    ExecutionItem,
+    ExecutionLog,
+    ExecutionStorage,
+    Node,
+)
 from tiermover.db.models.catalog import CatalogFile, ExecutionFile, ImportFile
 from tiermover.db.models.storage import (
     CloudBucket,

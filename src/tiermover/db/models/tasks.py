@@ -54,6 +54,13 @@ class Task(Base):
     local_server_path: Mapped[str | None] = mapped_column(Text)
     # Optimistic locking: every update increments it (see semantics section 2).
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # A run still going after this many seconds is stopped by the system ("timeout").
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Scheduled runs that have not started this long after their occurrence are dropped.
+    start_window_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Who gets an e-mail when a run ends (comma-separated); only on problems if set.
+    email_recipients: Mapped[str | None] = mapped_column(Text)
+    email_problems_only: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 def _task_fk():
@@ -154,7 +161,10 @@ class TaskExecution(Base):
     """One run of a task. Its id is the start of the run in nanoseconds, as a string."""
 
     __tablename__ = "task_executions"
-    __table_args__ = (Index("ix_task_executions_task_started", "task_id", "job_started"),)
+    __table_args__ = (
+        Index("ix_task_executions_task_started", "task_id", "job_started"),
+        Index("ix_task_executions_queue", "status", "priority", "queued_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
@@ -178,3 +188,18 @@ class TaskExecution(Base):
     finalized_files: Mapped[int] = mapped_column(BigInteger, default=0)
     estimation_time: Mapped[int] = mapped_column(BigInteger, default=0)
     bandwidth: Mapped[int] = mapped_column(BigInteger, default=0)
+    message: Mapped[str | None] = mapped_column(Text)
+    # --- the queue (see service/queue.py) ---
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A pending command for the node running it ("pause", "stop") and, for a stop the
+    # system decided (timeout, lost node), why.
+    control: Mapped[str | None] = mapped_column(String(8))
+    control_reason: Mapped[str | None] = mapped_column(Text)

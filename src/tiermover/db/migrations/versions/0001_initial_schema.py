@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:31:03.000478
+Create Date: 2026-11-24 08:42:15.768151
 """
 from alembic import op
 import sqlalchemy as sa
@@ -211,6 +211,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_nas_shares_nas_id'), ['nas_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_nas_shares_pool_id'), ['pool_id'], unique=False)
 
+    op.create_table('nodes',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('concurrency', sa.Integer(), nullable=False),
+    sa.Column('storages', sa.Text(), nullable=False),
+    sa.Column('version', sa.String(length=32), nullable=True),
+    sa.Column('registered_at', tiermover.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_heartbeat', tiermover.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_nodes_user_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_nodes')),
+    sa.UniqueConstraint('name', name=op.f('uq_nodes_name'))
+    )
     op.create_table('tape_drives',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('tape_library_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -306,6 +319,10 @@ def upgrade() -> None:
     sa.Column('delete', sa.Integer(), nullable=False),
     sa.Column('local_server_path', sa.Text(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('timeout_seconds', sa.Integer(), nullable=True),
+    sa.Column('start_window_seconds', sa.Integer(), nullable=True),
+    sa.Column('email_recipients', sa.Text(), nullable=True),
+    sa.Column('email_problems_only', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_tasks_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tasks'))
     )
@@ -326,6 +343,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('user_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_sessions_user_id'), ['user_id'], unique=False)
+
+    op.create_table('active_jobs',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('task_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('execution_id', sa.String(length=32), nullable=True),
+    sa.Column('verb', sa.String(length=8), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('message', sa.Text(), nullable=True),
+    sa.Column('created_at', tiermover.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tiermover.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_active_jobs_task_id_tasks'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_active_jobs'))
+    )
+    with op.batch_alter_table('active_jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_active_jobs_task_id'), ['task_id'], unique=False)
 
     op.create_table('api_key_scopes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -404,10 +436,24 @@ def upgrade() -> None:
     sa.Column('finalized_files', sa.BigInteger(), nullable=False),
     sa.Column('estimation_time', sa.BigInteger(), nullable=False),
     sa.Column('bandwidth', sa.BigInteger(), nullable=False),
+    sa.Column('message', sa.Text(), nullable=True),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('queued_at', tiermover.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('window_start', tiermover.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('window_end', tiermover.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('timeout_seconds', sa.Integer(), nullable=True),
+    sa.Column('node_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('claimed_at', tiermover.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_expires_at', tiermover.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('control', sa.String(length=8), nullable=True),
+    sa.Column('control_reason', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['node_id'], ['nodes.id'], name=op.f('fk_task_executions_node_id_nodes'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_task_executions_task_id_tasks'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_task_executions'))
     )
     with op.batch_alter_table('task_executions', schema=None) as batch_op:
+        batch_op.create_index('ix_task_executions_queue', ['status', 'priority', 'queued_at'], unique=False)
         batch_op.create_index('ix_task_executions_task_started', ['task_id', 'job_started'], unique=False)
 
     op.create_table('task_metadata',
@@ -489,11 +535,58 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_execution_files_execution_id'), ['execution_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_execution_files_file_id'), ['file_id'], unique=False)
 
+    op.create_table('execution_items',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('execution_id', sa.String(length=32), nullable=False),
+    sa.Column('item_key', sa.Text(), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('checksum', sa.String(length=128), nullable=True),
+    sa.Column('destination', sa.Text(), nullable=True),
+    sa.Column('message', sa.Text(), nullable=True),
+    sa.Column('warning', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['execution_id'], ['task_executions.id'], name=op.f('fk_execution_items_execution_id_task_executions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_execution_items')),
+    sa.UniqueConstraint('execution_id', 'item_key', name='uq_execution_items_key')
+    )
+    with op.batch_alter_table('execution_items', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_execution_items_execution_id'), ['execution_id'], unique=False)
+
+    op.create_table('execution_logs',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('execution_id', sa.String(length=32), nullable=False),
+    sa.Column('idx', sa.Integer(), nullable=False),
+    sa.Column('timestamp', tiermover.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('level', sa.String(length=8), nullable=False),
+    sa.Column('msg', sa.Text(), nullable=False),
+    sa.Column('status_percent', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['execution_id'], ['task_executions.id'], name=op.f('fk_execution_logs_execution_id_task_executions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_execution_logs')),
+    sa.UniqueConstraint('execution_id', 'idx', name='uq_execution_logs_idx')
+    )
+    with op.batch_alter_table('execution_logs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_execution_logs_execution_id'), ['execution_id'], unique=False)
+
+    op.create_table('execution_storages',
+    sa.Column('execution_id', sa.String(length=32), nullable=False),
+    sa.Column('storage_key', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['execution_id'], ['task_executions.id'], name=op.f('fk_execution_storages_execution_id_task_executions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('execution_id', 'storage_key', name=op.f('pk_execution_storages'))
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('execution_storages')
+    with op.batch_alter_table('execution_logs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_execution_logs_execution_id'))
+
+    op.drop_table('execution_logs')
+    with op.batch_alter_table('execution_items', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_execution_items_execution_id'))
+
+    op.drop_table('execution_items')
     with op.batch_alter_table('execution_files', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_execution_files_file_id'))
         batch_op.drop_index(batch_op.f('ix_execution_files_execution_id'))
@@ -519,6 +612,7 @@ def downgrade() -> None:
     op.drop_table('task_metadata')
     with op.batch_alter_table('task_executions', schema=None) as batch_op:
         batch_op.drop_index('ix_task_executions_task_started')
+        batch_op.drop_index('ix_task_executions_queue')
 
     op.drop_table('task_executions')
     with op.batch_alter_table('task_destinations', schema=None) as batch_op:
@@ -539,6 +633,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_api_key_scopes_api_key_id'))
 
     op.drop_table('api_key_scopes')
+    with op.batch_alter_table('active_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_active_jobs_task_id'))
+
+    op.drop_table('active_jobs')
     with op.batch_alter_table('user_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_user_sessions_user_id'))
 
@@ -560,6 +658,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_tape_drives_tape_library_id'))
 
     op.drop_table('tape_drives')
+    op.drop_table('nodes')
     with op.batch_alter_table('nas_shares', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_nas_shares_pool_id'))
         batch_op.drop_index(batch_op.f('ix_nas_shares_nas_id'))

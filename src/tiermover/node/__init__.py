@@ -1,0 +1,1 @@
+"""The worker node: claims executions over HTTP, runs workflows, reports back."""

@@ -1,0 +1,154 @@
+"""`tiermover worker`: register, claim executions with a long-poll, run them, report.
+
+Each of the node's slots (its concurrency) claims and runs one execution at a time; a
+heartbeat thread keeps the node's leases alive and brings pause/stop commands even
+between reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from tiermover import __version__
+from tiermover.node.client import NodeClient
+from tiermover.node.progress import Progress
+from tiermover.node.reporter import HttpReporter
+from tiermover.node.runner import run_workflow
+from tiermover.storage.local import LocalBackend
+from tiermover.workflows.base import ExecutionPlan, StorageLocation
+from tiermover.workflows.copy import CopyWorkflow
+
+log = logging.getLogger("tiermover.node")
+
+WORKFLOWS = {"copy": CopyWorkflow}
+CLAIM_WAIT_SECONDS = 20.0
+
+
+def default_node_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class NodeWorker:
+    def __init__(self, server_url: str, api_key: str, name: str | None = None,
+                 concurrency: int = 1, fsync: bool = True):
+        self.client = NodeClient(server_url, api_key)
+        self.name = name or default_node_name()
+        self.concurrency = max(1, concurrency)
+        self.fsync = fsync
+        self.stopping = threading.Event()
+        self.node_id: int | None = None
+        self.lease_seconds = 30.0
+        self._running: dict[str, HttpReporter] = {}
+        self.storages: list[str] = []
+        self._lock = threading.Lock()
+
+    # --- lifecycle --------------------------------------------------------------------
+    def reachable_storages(self, patience: float = 0.0) -> list[str]:
+        storages = self.client.storages(retry_until=time.monotonic() + patience)
+        return sorted(s["key"] for s in storages if s.get("root") and os.path.isdir(s["root"]))
+
+    def register(self, patience: float = 300.0) -> None:
+        deadline = time.monotonic() + patience
+        reachable = self.reachable_storages(patience)
+        self.storages = reachable
+        node = self.client.register(self.name, self.concurrency, reachable, __version__,
+                                    retry_until=deadline)
+        self.node_id = node["id"]
+        self.lease_seconds = node.get("lease_seconds", 30.0)
+        log.info("node %s registered (id %s), reaching %d storages", self.name, self.node_id,
+                 len(reachable))
+
+    def run(self) -> None:
+        """Blocks until `stop()`."""
+        self.register()
+        threads = [threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True)
+                   for i in range(self.concurrency)]
+        threads.append(threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True))
+        for thread in threads:
+            thread.start()
+        self.stopping.wait()
+        for thread in threads:
+            thread.join(timeout=5)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    # --- work -------------------------------------------------------------------------
+    def _slot(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                spec = self.client.claim(self.node_id, CLAIM_WAIT_SECONDS)
+            except Exception as error:  # server restarting: wait and claim again
+                log.warning("claim failed (%s); retrying", error)
+                self.stopping.wait(1.0)
+                continue
+            if spec is not None:
+                self.run_execution(spec)
+
+    def run_execution(self, spec: dict) -> None:
+        reporter = HttpReporter(self.client, self.node_id, spec["id"])
+        with self._lock:
+            self._running[spec["id"]] = reporter
+        progress = Progress()
+        try:
+            workflow_class = WORKFLOWS.get(spec["action"])
+            if workflow_class is None:
+                reporter.log("error", f"the {spec['action']} action is not available on this "
+                                      "node yet", progress)
+                reporter.finish(progress, "error", f"{spec['action']} is not supported yet")
+                return
+            workflow = workflow_class(self._plan(spec))
+            outcome = run_workflow(workflow, set(spec.get("finished_keys") or ()), reporter,
+                                   progress)
+            if outcome.status != "abandoned":
+                reporter.finish(progress, outcome.status, outcome.message)
+        except Exception as error:  # a bug must not kill the slot: report it and go on
+            log.exception("execution %s failed", spec["id"])
+            reporter.log("error", f"internal error on node {self.name}: {error}", progress)
+            reporter.finish(progress, "error", str(error))
+        finally:
+            with self._lock:
+                self._running.pop(spec["id"], None)
+
+    def _plan(self, spec: dict) -> ExecutionPlan:
+        def location(entry: dict) -> StorageLocation:
+            return StorageLocation(
+                namespace_path=entry["namespace_path"], storage_name=entry["storage_name"],
+                backend=LocalBackend(entry["root"], fsync=self.fsync), path=entry["path"])
+
+        return ExecutionPlan(
+            action=spec["action"],
+            sources=[location(s) for s in spec["sources"]],
+            destinations=[location(d) for d in spec["destinations"]],
+            options=spec.get("options") or {},
+            conflict_resolution=spec.get("conflict_resolution") or "rename",
+        )
+
+    def _heartbeats(self) -> None:
+        """Every second: renew leases, pick up commands, and declare storages that
+        appeared (a container created after the node started)."""
+        interval = min(max(self.lease_seconds / 6, 0.2), 1.0)
+        while not self.stopping.wait(interval):
+            try:
+                reachable = self.reachable_storages()
+                if reachable != self.storages:
+                    self.client.register(self.name, self.concurrency, reachable, __version__,
+                                         retry_until=None)
+                    self.storages = reachable
+            except Exception as error:
+                log.warning("storage refresh failed: %s", error)
+            with self._lock:
+                running = dict(self._running)
+            try:
+                commands = self.client.heartbeat(self.node_id, list(running))
+            except Exception as error:
+                log.warning("heartbeat failed: %s", error)
+                continue
+            for execution_id, command in commands.items():
+                reporter = running.get(execution_id)
+                if reporter is not None:
+                    reporter._command = command

@@ -1,0 +1,216 @@
+"""Worker nodes: registration, heartbeats, the execution spec they receive, their reports."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tiermover.db.base import utcnow
+from tiermover.db.models import (
+    Container, NasShare, Node, Task, TaskDestination, TaskExecution, TaskOption, TaskSource,
+)
+from tiermover.service import queue
+from tiermover.service.auth import Principal
+from tiermover.service.errors import Forbidden, NotFound, ValidationFailed
+from tiermover.service.execution_state import (
+    append_log, apply_counters, finished_keys, mirror_to_task, record_items,
+)
+from tiermover.service.listing import Attr, ListQuery, Page, list_page
+from tiermover.service.notifications import notify_completion
+
+NODE_ATTRS = {
+    "id": Attr(Node.id, "int"),
+    "name": Attr(Node.name),
+    "last_heartbeat": Attr(Node.last_heartbeat, "datetime"),
+    "registered_at": Attr(Node.registered_at, "datetime"),
+}
+
+# What a node may report as the end of its work on an execution, and what it becomes.
+NODE_FINALS = ("done", "finished_with_warnings", "error", "paused", "stopped")
+
+
+def known_storages(session: Session) -> list[dict]:
+    """Every storage a task may use, with the root a node must reach to serve it."""
+    storages = [{"key": f"container:{c.id}", "kind": "container", "name": c.name,
+                 "root": c.root_path} for c in session.scalars(select(Container))]
+    storages += [{"key": f"nas_share:{s.id}", "kind": "nas_share", "name": s.name,
+                  "root": s.path} for s in session.scalars(select(NasShare))]
+    return storages
+
+
+def register(session: Session, principal: Principal, name: str, concurrency: int,
+             storages: list[str], version: str | None) -> Node:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed.on("name", "blank")
+    if concurrency < 1:
+        raise ValidationFailed.on("concurrency", "greater_than_or_equal_to", count=1)
+    node = session.scalar(select(Node).where(Node.name == name))
+    if node is None:
+        node = Node(name=name)
+        session.add(node)
+    elif node.user_id not in (None, principal.user_id) and not principal.is_admin:
+        raise ValidationFailed.on("name", "taken", value=name)
+    node.user_id = principal.user_id
+    node.concurrency = concurrency
+    node.storages = json.dumps(sorted(set(storages)))
+    node.version = version
+    node.last_heartbeat = utcnow()
+    session.flush()
+    queue.request_wake_up(session)
+    return node
+
+
+def get_node(session: Session, principal: Principal, node_id: int) -> Node:
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFound("node", "node_id", node_id)
+    if node.user_id != principal.user_id and not principal.is_admin:
+        raise Forbidden("This node was registered by another user")
+    return node
+
+
+def heartbeat(session: Session, node: Node, lease: timedelta) -> dict[str, str]:
+    """Renew the node's leases; answer the commands pending for its executions."""
+    node.last_heartbeat = utcnow()
+    queue.renew_leases(session, node, lease)
+    running = session.scalars(select(TaskExecution).where(
+        TaskExecution.node_id == node.id, TaskExecution.status.in_(queue.RUNNING)))
+    return {execution.id: execution.control for execution in running if execution.control}
+
+
+def list_nodes(session: Session, query: ListQuery) -> Page:
+    return list_page(session, select(Node), NODE_ATTRS, query, Node.id)
+
+
+def running_on(session: Session, node: Node) -> list[str]:
+    return list(session.scalars(select(TaskExecution.id).where(
+        TaskExecution.node_id == node.id, TaskExecution.status.in_(queue.RUNNING))))
+
+
+def _location(session: Session, part, path_attr: str) -> dict | None:
+    path = getattr(part, path_attr)
+    if part.container_id:
+        storage, kind = session.get(Container, part.container_id), "container"
+        root = storage.root_path if storage else None
+    elif part.nas_share_id:
+        storage, kind = session.get(NasShare, part.nas_share_id), "nas_share"
+        root = storage.path if storage else None
+    else:
+        return None
+    if storage is None or path is None:
+        return None
+    inside = path.strip("/").split("/", 1)[1] if "/" in path.strip("/") else ""
+    return {"namespace_path": path, "storage_key": f"{kind}:{storage.id}",
+            "storage_name": storage.name, "root": root, "path": inside}
+
+
+def execution_spec(session: Session, execution: TaskExecution) -> dict:
+    """Everything a node needs to run (or resume) an execution."""
+    task = session.get(Task, execution.task_id)
+    sources = [_location(session, s, "file_path") for s in
+               session.scalars(select(TaskSource).where(TaskSource.task_id == task.id)
+                               .order_by(TaskSource.id))]
+    destinations = [_location(session, d, "folder_path") for d in
+                    session.scalars(select(TaskDestination).where(TaskDestination.task_id == task.id)
+                                    .order_by(TaskDestination.id))]
+    options = {o.type: o.value for o in
+               session.scalars(select(TaskOption).where(TaskOption.task_id == task.id))}
+    return {
+        "id": execution.id, "task_id": task.id, "task_name": task.name,
+        "action": task.workflow_action, "conflict_resolution": task.conflict_resolution,
+        "options": options,
+        "sources": [s for s in sources if s], "destinations": [d for d in destinations if d],
+        "finished_keys": finished_keys(session, execution),
+        "attempt": execution.attempts,
+    }
+
+
+def _owned_execution(session: Session, node: Node, execution_id: str) -> TaskExecution:
+    execution = session.get(TaskExecution, execution_id)
+    if execution is None:
+        raise NotFound("task_execution", "task_execution_id", execution_id)
+    if execution.node_id != node.id:
+        # The lease was lost (the node was silent too long) and the execution went back
+        # to the queue: this node must drop it.
+        raise Forbidden(f"execution {execution_id} is no longer assigned to node {node.name}")
+    return execution
+
+
+def apply_report(session: Session, node: Node, execution_id: str, report: dict,
+                 lease: timedelta) -> str | None:
+    """Progress, log lines and finished items from a node; returns the pending command."""
+    execution = _owned_execution(session, node, execution_id)
+    node.last_heartbeat = utcnow()
+    execution.lease_expires_at = utcnow() + lease
+    for entry in report.get("logs") or ():
+        append_log(session, execution, entry.get("level", "info"), str(entry.get("msg", "")),
+                   entry.get("status_percent"))
+    record_items(session, execution, report.get("items") or [])
+    apply_counters(execution, report.get("counters") or {})
+    phase = report.get("phase")
+    if phase in queue.RUNNING and execution.status != phase:
+        execution.status = phase
+        if phase == "calculating":
+            message = f"node {node.name} is listing the sources"
+        else:
+            message = (f"processing {execution.to_process_files} items, "
+                       f"{execution.to_process_size} bytes")
+        append_log(session, execution, "info", message)
+    final = report.get("final")
+    if final:
+        _finish(session, execution, final.get("status"), final.get("message"))
+    mirror_to_task(session, execution)
+    return None if final else execution.control
+
+
+def _finish(session: Session, execution: TaskExecution, reported: str | None,
+            message: str | None) -> None:
+    if reported not in NODE_FINALS:
+        raise ValidationFailed.on("final.status", "inclusion", value=reported)
+    now = utcnow()
+    if reported == "paused":
+        execution.status = "paused"
+        append_log(session, execution, "info", "paused; resume continues from here")
+    elif reported == "stopped":
+        system = execution.control_reason is not None
+        execution.status = "stopped_by_system" if system else "stopped_by_user"
+        execution.message = execution.control_reason or "stopped by user"
+        execution.job_finished = now
+        append_log(session, execution, "warning" if system else "info",
+                   f"stopped: {execution.message}")
+    else:
+        execution.status = reported
+        execution.message = message
+        execution.job_finished = now
+        level = {"done": "info", "finished_with_warnings": "warning"}.get(reported, "error")
+        append_log(session, execution, level, f"finished: {reported}" + (f" ({message})" if message else ""))
+    execution.control = None
+    execution.control_reason = None if execution.status == "paused" else execution.control_reason
+    execution.node_id = None
+    execution.lease_expires_at = None
+    if execution.status in queue.FINAL:
+        notify_completion(session, execution)
+
+
+EMBEDDED_KEY_NAME = "embedded node"
+
+
+def provision_embedded_key(session: Session) -> str | None:
+    """A fresh `nodes/work` key for the server's own node (older ones are revoked)."""
+    from tiermover.db.models import ApiKey, User
+    from tiermover.service.users import create_api_key
+
+    admin = session.scalar(select(User).where(User.is_admin.is_(True)).order_by(User.id).limit(1))
+    if admin is None:
+        return None
+    for old in session.scalars(select(ApiKey).where(ApiKey.user_id == admin.id,
+                                                    ApiKey.name == EMBEDDED_KEY_NAME)):
+        session.delete(old)
+    principal = Principal(user_id=admin.id, username=admin.username, is_admin=True)
+    _, key = create_api_key(session, principal, {
+        "name": EMBEDDED_KEY_NAME, "api_key_scopes": [{"controller": "nodes", "action": "work"}]})
+    return key
