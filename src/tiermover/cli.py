@@ -16,6 +16,20 @@ app = typer.Typer(help="tiermover: a self-hosted task engine for data management
 console = Console(stderr=True)
 
 
+def parse_size(text: str) -> int:
+    """'50M' -> 52428800 (K, M, G, T are powers of 1024)."""
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "")
+    try:
+        value = int(float(number) * units[unit])
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a size like 50M") from None
+    if value <= 0:
+        raise typer.BadParameter("the limit must be positive")
+    return value
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -77,6 +91,7 @@ def run_worker(
     name: Annotated[Optional[str], typer.Option(help="Node name (default: host-pid).")] = None,
     concurrency: Annotated[int, typer.Option(help="Executions run at once.")] = 1,
     fsync: Annotated[bool, typer.Option("--fsync/--no-fsync", help="fsync each file before it takes its final name.")] = True,
+    bwlimit: Annotated[Optional[str], typer.Option(help="Bandwidth limit for this node, e.g. 50M or 2.5G (bytes/s).")] = None,
     log_level: Annotated[str, typer.Option()] = "info",
 ) -> None:
     """Run a worker node: claim executions from the server and carry them out."""
@@ -85,7 +100,8 @@ def run_worker(
     from tiermover.node.worker import NodeWorker
 
     _configure_logging(log_level)
-    node = NodeWorker(server, api_key, name=name, concurrency=concurrency, fsync=fsync)
+    node = NodeWorker(server, api_key, name=name, concurrency=concurrency, fsync=fsync,
+                      bandwidth_limit=parse_size(bwlimit) if bwlimit else None)
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
     try:
         node.run()

@@ -7,6 +7,7 @@ and every log line to a Reporter (the node client batches them to the server).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,9 +34,12 @@ class Outcome:
 
 
 class _Context:
-    def __init__(self, reporter: Reporter, progress: Progress):
+    def __init__(self, reporter: Reporter, progress: Progress, bandwidth_limit: int | None):
         self.reporter = reporter
         self.progress = progress
+        self.bandwidth_limit = bandwidth_limit
+        self._throttle_start = time.monotonic()
+        self._throttle_bytes = 0
 
     def checkpoint(self) -> None:
         self.reporter.tick(self.progress)
@@ -46,15 +50,21 @@ class _Context:
     def add_bytes(self, count: int) -> None:
         self.progress.processed_size += count
         self.progress.moved(count)
+        if self.bandwidth_limit:
+            # Sleep just long enough to stay under the node's bandwidth limit.
+            self._throttle_bytes += count
+            ahead = self._throttle_bytes / self.bandwidth_limit - (time.monotonic() - self._throttle_start)
+            if ahead > 0:
+                time.sleep(ahead)
 
     def log(self, level: str, message: str) -> None:
         self.reporter.log(level, message, self.progress)
 
 
 def run_workflow(workflow: Workflow, finished_keys: set[str], reporter: Reporter,
-                 progress: Progress | None = None) -> Outcome:
+                 progress: Progress | None = None, bandwidth_limit: int | None = None) -> Outcome:
     progress = progress or Progress()
-    context = _Context(reporter, progress)
+    context = _Context(reporter, progress, bandwidth_limit)
     try:
         reporter.phase("calculating", progress)
         # First pass counts, second pass works: the plan is never held in memory.

@@ -34,11 +34,12 @@ def default_node_name() -> str:
 
 class NodeWorker:
     def __init__(self, server_url: str, api_key: str, name: str | None = None,
-                 concurrency: int = 1, fsync: bool = True):
+                 concurrency: int = 1, fsync: bool = True, bandwidth_limit: int | None = None):
         self.client = NodeClient(server_url, api_key)
         self.name = name or default_node_name()
         self.concurrency = max(1, concurrency)
         self.fsync = fsync
+        self.bandwidth_limit = bandwidth_limit
         self.stopping = threading.Event()
         self.node_id: int | None = None
         self.lease_seconds = 30.0
@@ -103,7 +104,7 @@ class NodeWorker:
                 return
             workflow = workflow_class(self._plan(spec))
             outcome = run_workflow(workflow, set(spec.get("finished_keys") or ()), reporter,
-                                   progress)
+                                   progress, self.bandwidth_limit)
             if outcome.status != "abandoned":
                 reporter.finish(progress, outcome.status, outcome.message)
         except Exception as error:  # a bug must not kill the slot: report it and go on
@@ -126,6 +127,8 @@ class NodeWorker:
             destinations=[location(d) for d in spec["destinations"]],
             options=spec.get("options") or {},
             conflict_resolution=spec.get("conflict_resolution") or "rename",
+            chunk_size=(min(1024 * 1024, max(16 * 1024, self.bandwidth_limit // 8))
+                        if self.bandwidth_limit else 1024 * 1024),
         )
 
     def _heartbeats(self) -> None:

@@ -40,8 +40,9 @@ def _job(session: Session, task: Task, verb: str, execution: TaskExecution | Non
 def enqueue_execution(session: Session, task: Task, window_start=None, window_end=None,
                       reason: str = "run requested") -> TaskExecution:
     now = utcnow()
-    if window_end is None and window_start is not None and task.start_window_seconds:
-        window_end = window_start + timedelta(seconds=task.start_window_seconds)
+    if window_end is None and task.start_window_seconds:
+        # Not started this long after it was due (now, or its window start): dropped.
+        window_end = (window_start or now) + timedelta(seconds=task.start_window_seconds)
     execution = TaskExecution(
         id=new_execution_id(), task_id=task.id, name=task.name,
         workflow_type=task.workflow_type, workflow_action=task.workflow_action,

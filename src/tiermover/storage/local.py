@@ -19,10 +19,26 @@ def is_temporary_name(name: str) -> bool:
     return TEMP_MARK in name
 
 
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name[:100]}{TEMP_MARK}"
+
+
+def remove_leftovers(final: Path) -> None:
+    """Delete temporary files an interrupted writer (a killed node) left for this name."""
+    try:
+        with os.scandir(final.parent) as scan:
+            for entry in scan:
+                if entry.name.startswith(_temp_prefix(final)):
+                    os.unlink(entry.path)
+    except FileNotFoundError:
+        pass
+
+
 class _LocalAtomicWrite(AtomicWrite):
     def __init__(self, final: Path, fsync: bool):
         self.final = final
-        self.temp = final.with_name(f".{final.name[:100]}{TEMP_MARK}{secrets.token_hex(6)}")
+        remove_leftovers(final)
+        self.temp = final.with_name(_temp_prefix(final) + secrets.token_hex(6))
         self._fsync = fsync
         try:
             self._fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)

@@ -69,6 +69,8 @@ class ExecutionPlan:
     destinations: list[StorageLocation]
     options: dict[str, str] = field(default_factory=dict)
     conflict_resolution: str = "rename"
+    # Bytes read per step: smaller chunks make pause and stop answer sooner.
+    chunk_size: int = 1024 * 1024
 
 
 class Workflow(ABC):

@@ -15,9 +15,6 @@ from tiermover.storage.base import Entry, StorageError, join
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
 from tiermover.workflows.base import ItemResult, RunContext, StorageLocation, WorkItem, Workflow
 
-CHUNK = 4 * 1024 * 1024
-
-
 @dataclass(frozen=True)
 class CopyJob:
     source: StorageLocation
@@ -107,7 +104,7 @@ class CopyWorkflow(Workflow):
                 copied = 0
                 while True:
                     context.checkpoint()
-                    chunk = reader.read(CHUNK)
+                    chunk = reader.read(self.execution.chunk_size)
                     if not chunk:
                         break
                     hasher.update(chunk)
@@ -136,7 +133,7 @@ class CopyWorkflow(Workflow):
                               (self.destination.backend, target)):
             hasher = new_hasher(self.algorithm)
             with backend.open_read(path) as reader:
-                while chunk := reader.read(CHUNK):
+                while chunk := reader.read(self.execution.chunk_size):
                     hasher.update(chunk)
             digests.append(hasher.hexdigest())
         return digests[0] == digests[1]
