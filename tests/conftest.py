@@ -111,15 +111,17 @@ class RunningServer:
 
 
 def start_server(database: Database, data_dir: Path, extra_env: dict | None = None,
-                 admin_user: str = "admin", admin_password: str = ADMIN_PASSWORD) -> RunningServer:
-    port = free_port()
+                 admin_user: str = "admin", admin_password: str = ADMIN_PASSWORD,
+                 args: tuple[str, ...] = (), port: int | None = None) -> RunningServer:
+    port = port or free_port()
     env = {**os.environ, "TIERMOVER_ADMIN_PASSWORD": admin_password, **(extra_env or {})}
     env = {k: v for k, v in env.items() if v is not None}  # None in extra_env unsets
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = open(data_dir.parent / f"server-{port}.log", "wb")
+    log = open(data_dir.parent / f"server-{port}.log", "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "tiermover", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data_dir), "--database-url", database.url, "--log-level", "warning"],
+         "--data-dir", str(data_dir), "--database-url", database.url, "--log-level", "warning",
+         *args],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}"

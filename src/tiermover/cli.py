@@ -80,8 +80,9 @@ def serve(
         settings.embedded_workers = worker_concurrency
     prepare_database(settings)
     console.print(f"tiermover listening on http://{host}:{port}  (API docs: /api/v2/docs)")
+    # Nodes long-poll for work: do not wait for those requests to end on shutdown.
     uvicorn.run(create_app(settings, embedded_node=worker), host=host, port=port,
-                log_level=log_level, access_log=False)
+                log_level=log_level, access_log=False, timeout_graceful_shutdown=2)
 
 
 @app.command("worker")

@@ -72,8 +72,10 @@ class NodeWorker:
         for thread in threads:
             thread.start()
         self.stopping.wait()
+        # Slots may sit in a claim long-poll; they are daemons and an execution they run
+        # resumes elsewhere from its checkpoint, so there is no point waiting long.
         for thread in threads:
-            thread.join(timeout=5)
+            thread.join(timeout=0.2)
 
     def stop(self) -> None:
         self.stopping.set()
