@@ -131,6 +131,7 @@ class NodeWorker:
             conflict_resolution=spec.get("conflict_resolution") or "rename",
             chunk_size=(min(1024 * 1024, max(16 * 1024, self.bandwidth_limit // 8))
                         if self.bandwidth_limit else 1024 * 1024),
+            resumed=(spec.get("attempt") or 1) > 1,
         )
 
     def _heartbeats(self) -> None:

@@ -7,6 +7,7 @@ import stat as stat_module
 from datetime import datetime, timezone
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import CatalogFile
@@ -39,6 +40,28 @@ def _entry(session: Session, location: Location, relative: str) -> CatalogFile |
     )
 
 
+def _insert(session: Session, location: Location, relative: str, parts: list[str], depth: int,
+            parent: CatalogFile | None) -> CatalogFile:
+    """Insert one entry; if another request inserted it at the same moment, use theirs."""
+    entry = CatalogFile(
+        storage_kind=location.kind,
+        storage_id=location.storage.id,
+        primary_id=location.storage.id if location.kind == "container" else None,
+        path=relative,
+        name=parts[depth - 1] if depth else location.storage_name,
+        parent=parent.id if parent else None,
+        file_path="/" + location.storage_name + ("/" + relative if relative else ""),
+        type="folder",
+    )
+    try:
+        with session.begin_nested():
+            session.add(entry)
+            session.flush()
+    except IntegrityError:
+        entry = _entry(session, location, relative)
+    return entry
+
+
 def register(session: Session, location: Location) -> CatalogFile | None:
     """The catalog entry for an existing path (and its ancestors), created or refreshed.
 
@@ -52,16 +75,7 @@ def register(session: Session, location: Location) -> CatalogFile | None:
         relative = "/".join(parts[:depth])
         entry = _entry(session, location, relative)
         if entry is None:
-            entry = CatalogFile(
-                storage_kind=location.kind,
-                storage_id=location.storage.id,
-                primary_id=location.storage.id if location.kind == "container" else None,
-                path=relative,
-                name=parts[depth - 1] if depth else location.storage_name,
-                parent=parent.id if parent else None,
-                file_path="/" + location.storage_name + ("/" + relative if relative else ""),
-            )
-            session.add(entry)
+            entry = _insert(session, location, relative, parts, depth, parent)
         _apply_stat(entry, str(location.root / relative if relative else location.root))
         session.flush()
         parent = entry

@@ -71,6 +71,9 @@ class ExecutionPlan:
     conflict_resolution: str = "rename"
     # Bytes read per step: smaller chunks make pause and stop answer sooner.
     chunk_size: int = 1024 * 1024
+    # A later attempt of the same execution (after a pause, a lost node, a restart): its
+    # earlier attempts may have finished items whose report never reached the server.
+    resumed: bool = False
 
 
 class Workflow(ABC):

@@ -74,8 +74,15 @@ class CopyWorkflow(Workflow):
         target = job.target_path
         existing = backend.stat(target)
         policy = self.execution.conflict_resolution
+        if existing is not None and self.execution.resumed:
+            digest = self._same_content(job, target)
+            if digest is not None:
+                # Written by an earlier attempt whose report was lost (e.g. its node was
+                # killed): already done, not a conflict.
+                return ItemResult("done", size=job.entry.size, checksum=digest,
+                                  destination=self._namespace(target))
         if existing is not None and policy == "ignore":
-            same = self._same_content(job, target)
+            same = self._same_content(job, target) is not None
             message = (f"{self._namespace(target)} exists" +
                        ("" if same else " with different content") + ": skipped (ignore)")
             return ItemResult("skipped", message=message, warning=not same)
@@ -122,12 +129,11 @@ class CopyWorkflow(Workflow):
             raise
         return hasher.hexdigest()
 
-    def _same_content(self, job: CopyJob, target: str) -> bool:
+    def _same_content(self, job: CopyJob, target: str) -> str | None:
+        """The checksum both files share, or None when they differ."""
         existing = self.destination.backend.stat(target)
         if existing is None or existing.size != job.entry.size or existing.type != job.entry.type:
-            return False
-        if job.entry.type == "folder":
-            return True
+            return None
         digests = []
         for backend, path in ((job.source.backend, job.source_path),
                               (self.destination.backend, target)):
@@ -136,4 +142,4 @@ class CopyWorkflow(Workflow):
                 while chunk := reader.read(self.execution.chunk_size):
                     hasher.update(chunk)
             digests.append(hasher.hexdigest())
-        return digests[0] == digests[1]
+        return digests[0] if digests[0] == digests[1] else None

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tiermover.service.errors import NotFound, ServiceError, ValidationFailed
@@ -111,6 +111,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             simple_body("A value in the request cannot be stored (invalid characters or out of range)",
                         "base", "invalid"),
+            status_code=422,
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity_error(request: Request, exc: IntegrityError):
+        # Two requests changed the same thing at once and the database kept one of them.
+        request.app.state.logger.warning("conflict on %s %s: %s", request.method,
+                                         request.url.path, exc.orig)
+        return JSONResponse(
+            simple_body("This conflicts with another change made at the same time; "
+                        "reload and try again", "base", "taken"),
             status_code=422,
         )
 
