@@ -237,3 +237,23 @@ def test_a_node_only_gets_executions_whose_storages_it_reaches(api, nodes, stora
     assert api.get(f"/tasks/{task['id']}").json()["status"] == "in_queue"
     share_dir.mkdir()
     assert wait_task(api, task["id"], timeout=15)["status"] == "done"
+
+
+def test_written_files_enter_the_catalog_with_the_execution(api, nodes, storage):
+    source, source_root, destination, destination_root = storage
+    make_tree(source_root / "tree", files=3, size=1234, folders=1)
+    nodes()
+    task = copy_task(api, f"/{source}/tree", f"/{destination}/out")
+    act(api, task["id"], "run")
+    assert wait_task(api, task["id"])["status"] == "done"
+    execution = latest_execution(api, task["id"])
+    base = f"/task_executions/{execution['id']}/files"
+    (top,) = api.get(base).json()["files"]  # the execution's files, browsed from the top
+    assert top["file_path"] == f"/{destination}/out/tree" and top["type"] == "folder"
+    (folder,) = api.get(f"{base}/{top['id']}/children").json()["files"]
+    files = api.get(f"{base}/{folder['id']}/children").json()["files"]
+    by_path = {f["file_path"]: f for f in files}
+    copied = f"/{destination}/out/tree/dir0/file-00001.bin"
+    assert len(files) == 3 and by_path[copied]["size"] == 1234 and by_path[copied]["type"] == "file"
+    assert api.get(f"/files/{by_path[copied]['id']}").json()["file_path"] == copied
+    assert api.get(f"/tasks/{task['id']}/files").json()["files"][0]["id"] == top["id"]

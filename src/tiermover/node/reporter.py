@@ -48,7 +48,7 @@ class HttpReporter:
         self._items.append({
             "key": item.key, "outcome": result.outcome, "size": result.size,
             "checksum": result.checksum, "destination": result.destination,
-            "message": result.message, "warning": result.warning,
+            "message": result.message, "warning": result.warning, "entry": result.entry,
         })
         if len(self._items) >= MAX_BATCH_ITEMS:
             self.send(progress)

@@ -80,3 +80,41 @@ def register(session: Session, location: Location) -> CatalogFile | None:
         session.flush()
         parent = entry
     return parent
+
+
+def _apply_attributes(entry: CatalogFile, attrs: dict) -> None:
+    entry.type = attrs.get("type", entry.type or "file")
+    mode = attrs.get("mode")
+    if mode is not None:
+        entry.permission = int(oct(int(mode))[2:])
+    entry.size = 0 if entry.type == "folder" else int(attrs.get("size") or 0)
+    for field, key in (("change_date", "ctime"), ("modification_date", "mtime"),
+                       ("access_date", "atime")):
+        if attrs.get(key) is not None:
+            setattr(entry, field, _ts(float(attrs[key])))
+    if attrs.get("uid") is not None:
+        entry.uid, entry.gid = int(attrs["uid"]), int(attrs.get("gid") or 0)
+
+
+def record(session: Session, location: Location, attrs: dict) -> CatalogFile:
+    """The catalog entry for a path a node wrote, from the attributes the node reported
+    (the server may not reach the storage itself). Missing ancestors are added as folders."""
+    cache: dict = session.info.setdefault("catalog_ids", {})
+    parts = location.relative.split("/") if location.relative else []
+    parent: CatalogFile | None = None
+    for depth in range(len(parts) + 1):
+        relative = "/".join(parts[:depth])
+        key = (location.kind, location.storage.id, relative)
+        leaf = depth == len(parts)
+        entry = None
+        if key in cache and not leaf:
+            entry = session.get(CatalogFile, cache[key])
+        if entry is None:
+            entry = _entry(session, location, relative) or _insert(
+                session, location, relative, parts, depth, parent)
+            cache[key] = entry.id
+        if leaf:
+            _apply_attributes(entry, attrs)
+        parent = entry
+    session.flush()
+    return parent

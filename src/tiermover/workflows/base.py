@@ -36,6 +36,7 @@ class ItemResult:
     warning: bool = False  # counts towards finished_with_warnings
     checksum: str | None = None
     destination: str | None = None  # namespace path written, for the catalog
+    entry: dict | None = None  # its attributes (size, mode, dates...) for the catalog
 
 
 @dataclass(frozen=True)

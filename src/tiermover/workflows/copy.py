@@ -67,7 +67,8 @@ class CopyWorkflow(Workflow):
         backend = self.destination.backend
         if job.entry.type == "folder":
             backend.makedirs(job.target_path)
-            return ItemResult("done", destination=self._namespace(job.target_path))
+            return ItemResult("done", destination=self._namespace(job.target_path),
+                              entry=self._attributes(job.target_path))
         parent = posixpath.dirname(job.target_path)
         if parent:
             backend.makedirs(parent)
@@ -80,7 +81,8 @@ class CopyWorkflow(Workflow):
                 # Written by an earlier attempt whose report was lost (e.g. its node was
                 # killed): already done, not a conflict.
                 return ItemResult("done", size=job.entry.size, checksum=digest,
-                                  destination=self._namespace(target))
+                                  destination=self._namespace(target),
+                                  entry=self._attributes(target))
         if existing is not None and policy == "ignore":
             same = self._same_content(job, target) is not None
             message = (f"{self._namespace(target)} exists" +
@@ -98,7 +100,15 @@ class CopyWorkflow(Workflow):
         message = (f"{self._namespace(job.target_path)} exists: written as "
                    f"{self._namespace(target)}") if outcome == "renamed" else None
         return ItemResult(outcome, size=job.entry.size, checksum=checksum, message=message,
-                          destination=self._namespace(target))
+                          destination=self._namespace(target), entry=self._attributes(target))
+
+    def _attributes(self, path: str) -> dict | None:
+        entry = self.destination.backend.stat(path)
+        if entry is None:
+            return None
+        return {"type": entry.type, "size": entry.size, "mode": entry.mode, "uid": entry.uid,
+                "gid": entry.gid, "mtime": entry.mtime, "atime": entry.atime,
+                "ctime": entry.ctime}
 
     def _namespace(self, path: str) -> str:
         return "/" + join(self.destination.storage_name, path)
