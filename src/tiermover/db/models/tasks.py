@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tiermover.db.base import Base, BigId, UTCDateTime, utcnow
@@ -116,6 +118,8 @@ class TaskDestination(Base):
 
 class TaskOption(Base):
     __tablename__ = "task_options"
+    # One option of each type per task, even when two requests race.
+    __table_args__ = (UniqueConstraint("task_id", "type", name="uq_task_options_type"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     task_id: Mapped[int] = _task_fk()
@@ -125,6 +129,7 @@ class TaskOption(Base):
 
 class TaskMetadatum(Base):
     __tablename__ = "task_metadata"
+    __table_args__ = (UniqueConstraint("task_id", "key", name="uq_task_metadata_key"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     task_id: Mapped[int] = _task_fk()

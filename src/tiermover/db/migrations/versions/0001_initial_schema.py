@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:42:15.768151
+Create Date: 2026-11-24 08:58:11.034838
 """
 from alembic import op
 import sqlalchemy as sa
@@ -462,7 +462,8 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('value', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_task_metadata_task_id_tasks'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_task_metadata'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_task_metadata')),
+    sa.UniqueConstraint('task_id', 'key', name='uq_task_metadata_key')
     )
     with op.batch_alter_table('task_metadata', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_task_metadata_task_id'), ['task_id'], unique=False)
@@ -473,7 +474,8 @@ def upgrade() -> None:
     sa.Column('type', sa.String(length=64), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_task_options_task_id_tasks'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_task_options'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_task_options')),
+    sa.UniqueConstraint('task_id', 'type', name='uq_task_options_type')
     )
     with op.batch_alter_table('task_options', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_task_options_task_id'), ['task_id'], unique=False)
