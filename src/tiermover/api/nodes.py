@@ -22,6 +22,7 @@ from tiermover.db.models import Node
 from tiermover.service import nodes as node_service
 from tiermover.service import queue
 from tiermover.service.auth import Principal, authenticate
+from tiermover.service.execution_state import append_log, mirror_to_task
 
 router = APIRouter(tags=["nodes"])
 
@@ -98,8 +99,6 @@ def _claim(request: Request, principal: Principal, node_id: int) -> dict | None:
         execution = queue.claim_next_execution(session, node, _lease(request))
         if execution is None:
             return None
-        from tiermover.service.execution_state import append_log, mirror_to_task
-
         append_log(session, execution, "info",
                    f"claimed by node {node.name} (attempt {execution.attempts})")
         mirror_to_task(session, execution)

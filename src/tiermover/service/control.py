@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
-from tiermover.db.models import ActiveJob, Task, TaskExecution
+from tiermover.db.models import ActiveJob, ExecutionStorage, Task, TaskExecution
 from tiermover.service import queue
 from tiermover.service.errors import NotFound
 from tiermover.service.execution_state import (
@@ -54,7 +54,7 @@ def enqueue_execution(session: Session, task: Task, window_start=None, window_en
     session.add(execution)
     session.flush()
     for key in required_storages(session, task):
-        session.add(queue.ExecutionStorage(execution_id=execution.id, storage_key=key))
+        session.add(ExecutionStorage(execution_id=execution.id, storage_key=key))
     append_log(session, execution, "info", f"queued ({reason}) with priority {task.priority}")
     mirror_to_task(session, execution, task)
     queue.request_wake_up(session)
