@@ -257,3 +257,42 @@ def test_written_files_enter_the_catalog_with_the_execution(api, nodes, storage)
     assert len(files) == 3 and by_path[copied]["size"] == 1234 and by_path[copied]["type"] == "file"
     assert api.get(f"/files/{by_path[copied]['id']}").json()["file_path"] == copied
     assert api.get(f"/tasks/{task['id']}/files").json()["files"][0]["id"] == top["id"]
+
+
+def test_renamed_skipped_and_failed_files_are_logged_with_their_path(api, nodes, storage):
+    source, source_root, destination, destination_root = storage
+    tree = source_root / "tree"
+    tree.mkdir()
+    for name in ("a.txt", "b.txt", "same.txt"):
+        (tree / name).write_text(f"new {name}")
+    existing = destination_root / "out" / "tree"
+    existing.mkdir(parents=True)
+    (existing / "a.txt").write_text("older a")
+    (existing / "same.txt").write_text("new same.txt")
+    (existing / "b.txt").mkdir()  # a folder where the file should go: that file must fail
+    (existing / "b.txt" / "keep").write_text("k")
+    nodes()
+
+    def run(policy: str) -> tuple[dict, list[str]]:
+        task = copy_task(api, f"/{source}/tree", f"/{destination}/out", conflict_resolution=policy)
+        act(api, task["id"], "run")
+        finished = wait_task(api, task["id"])
+        return finished, [e["msg"] for e in logs(api, latest_execution(api, task["id"])["id"])]
+
+    finished, messages = run("ignore")
+    assert finished["status"] == "finished_with_warnings"  # a.txt differs; same.txt does not
+    assert any(f"/{destination}/out/tree/a.txt exists with different content" in m for m in messages)
+    assert any(f"/{destination}/out/tree/same.txt exists: skipped" in m for m in messages)
+    assert (existing / "a.txt").read_text() == "older a"
+
+    finished, messages = run("rename")
+    assert any(f"written as /{destination}/out/tree/a (1).txt" in m for m in messages)
+    assert (existing / "a (1).txt").read_text() == "new a.txt"
+    assert (existing / "a.txt").read_text() == "older a"
+
+    finished, messages = run("overwrite")
+    assert finished["status"] == "finished_with_warnings"
+    assert any("b.txt" in m and "cannot" in m for m in messages), messages
+    assert (existing / "a.txt").read_text() == "new a.txt"
+    assert (existing / "b.txt" / "keep").read_text() == "k"
+    assert not partial_files(destination_root)
