@@ -27,6 +27,9 @@ from tiermover.service.auth import Principal
 from tiermover.service.errors import Forbidden, NotFound
 from tiermover.service.executions import get_execution
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
+from tiermover.service.storage.common import as_id
+from tiermover.service.storage.containers import get_container
+from tiermover.service.storage.pools import get_pool
 from tiermover.service.tasks import resolve_task
 
 READ_RIGHTS = ("read", "read_write")
@@ -57,22 +60,6 @@ TAPE_ATTRS = {"id": Attr(Tape.id, "int"), "barcode": Attr(Tape.barcode)}
 class FileSet:
     members: ColumnElement
     roots: ColumnElement
-
-
-def _numeric(ref: str | int) -> int | None:
-    text = str(ref).strip()
-    return int(text) if text.isascii() and text.isdigit() and int(text) < 2**63 else None
-
-
-def _by_id_or_name(session: Session, model, ref: str, resource: str, attr: str):
-    """A container or pool by numeric id, else by its (unique) name."""
-    numeric = _numeric(ref)
-    row = session.get(model, numeric) if numeric is not None else None
-    if row is None:
-        row = session.scalar(select(model).where(model.name == str(ref).strip()))
-    if row is None:
-        raise NotFound(resource, attr, ref)
-    return row
 
 
 # --- who may read which container ----------------------------------------------------------
@@ -118,7 +105,7 @@ def of_container(session: Session, principal: Principal, container_ref: str) -> 
     The root folder itself is the container, shown by /containers/{id}, so it is not
     one of the container's files.
     """
-    container = _by_id_or_name(session, Container, container_ref, "container", "container_id")
+    container = get_container(session, container_ref)
     if not principal.is_admin and session.scalar(
         _readable_containers(principal).where(Container.id == container.id)
     ) is None:
@@ -137,7 +124,7 @@ def of_pool(session: Session, principal: Principal, pool_ref: str) -> FileSet:
 
     Copies on tapes and cloud buckets are not in the catalog, so they do not appear here.
     """
-    pool = _by_id_or_name(session, Pool, pool_ref, "pool", "pool_id")
+    pool = get_pool(session, pool_ref)
     shares = select(NasShare.id).where(NasShare.pool_id == pool.id)
     on_pool = and_(CatalogFile.storage_kind == "nas_share", CatalogFile.storage_id.in_(shares))
     if pool.primary_id is not None:
@@ -176,7 +163,7 @@ def list_roots(session: Session, files: FileSet, query: ListQuery) -> Page:
 
 
 def get_file(session: Session, files: FileSet, file_ref: str, attr: str = "file_id") -> CatalogFile:
-    file_id = _numeric(file_ref)
+    file_id = as_id(file_ref)
     entry = None if file_id is None else session.scalar(
         select(CatalogFile).where(CatalogFile.id == file_id, files.members))
     if entry is None:
@@ -190,7 +177,7 @@ def list_children(session: Session, files: FileSet, parent_ref: str, query: List
     The folder must be reachable: one of the context's entries, or the folder holding
     one (a task that copied only some files of a folder still lets one browse it).
     """
-    parent_id = _numeric(parent_ref)
+    parent_id = as_id(parent_ref)
     reachable = parent_id is not None and (
         session.scalar(select(CatalogFile.id).where(CatalogFile.id == parent_id, files.members))
         or session.scalar(select(CatalogFile.id)
@@ -215,7 +202,7 @@ def list_tapes_of_file(session: Session, files: FileSet, file_ref: str, query: L
 # --- files on a pool's media ---------------------------------------------------------------
 
 def _import_file(session: Session, pool: Pool, file_ref: str, attr: str) -> ImportFile:
-    file_id = _numeric(file_ref)
+    file_id = as_id(file_ref)
     entry = None if file_id is None else session.scalar(
         select(ImportFile).where(ImportFile.id == file_id, ImportFile.pool_id == pool.id))
     if entry is None:
@@ -226,7 +213,7 @@ def _import_file(session: Session, pool: Pool, file_ref: str, attr: str) -> Impo
 def list_import_files(session: Session, pool_ref: str, query: ListQuery,
                       parent_ref: str | None = None) -> Page:
     """Files seen on a pool's imported media: the top level, or a folder's entries."""
-    pool = _by_id_or_name(session, Pool, pool_ref, "pool", "pool_id")
+    pool = get_pool(session, pool_ref)
     stmt = select(ImportFile).where(ImportFile.pool_id == pool.id)
     if parent_ref is None:
         stmt = stmt.where(ImportFile.parent.is_(None))
@@ -237,7 +224,7 @@ def list_import_files(session: Session, pool_ref: str, query: ListQuery,
 
 
 def get_import_file(session: Session, pool_ref: str, file_ref: str) -> ImportFile:
-    pool = _by_id_or_name(session, Pool, pool_ref, "pool", "pool_id")
+    pool = get_pool(session, pool_ref)
     return _import_file(session, pool, file_ref, "file_id")
 
 
@@ -248,7 +235,7 @@ def list_on_tapes_files(session: Session, pool_ref: str, query: ListQuery,
     The pool is checked, a folder can only be missing, and the (empty) selection goes
     through the list machinery so that filters are validated as everywhere else.
     """
-    _by_id_or_name(session, Pool, pool_ref, "pool", "pool_id")
+    get_pool(session, pool_ref)
     if parent_ref is not None:
         raise NotFound("on_tapes_file", "file_parent_id", parent_ref)
     return list_page(session, select(CatalogFile).where(false()), ON_TAPES_FILE_ATTRS, query,
@@ -256,5 +243,5 @@ def list_on_tapes_files(session: Session, pool_ref: str, query: ListQuery,
 
 
 def get_on_tapes_file(session: Session, pool_ref: str, file_ref: str):
-    _by_id_or_name(session, Pool, pool_ref, "pool", "pool_id")
+    get_pool(session, pool_ref)
     raise NotFound("on_tapes_file", "file_id", file_ref)
