@@ -138,3 +138,28 @@ def test_four_nodes_claim_each_of_500_executions_exactly_once(database, tmp_path
         assert len(claims) == 1, (execution["id"], claims)
         claimed_by[execution["id"]] = claims[0].split()[3]
     assert len(set(claimed_by.values())) == 4  # every node took part
+
+
+def test_a_killed_idle_node_is_not_handed_work(database, tmp_path, cleanup):
+    server = start_server(database, tmp_path / "data", args=("--no-worker",))  # 30 s leases
+    cleanup(lambda: stop_server(server))
+    api = server.client()
+    cleanup(api.close)
+    source, source_root = create_container(api, server)
+    destination, _ = create_container(api, server)
+    (source_root / "empty").mkdir()
+    idle = NodeProcess(server, node_key(api), "idle")
+    cleanup(idle.stop)
+    idle.wait_registered(api)
+    time.sleep(0.5)  # its slots are now waiting in a claim long-poll
+    idle.kill()
+    time.sleep(1.0)
+    task = copy_task(api, f"/{source}/empty", f"/{destination}/out")
+    act(api, task["id"], "run")
+    time.sleep(1.0)
+    fresh = NodeProcess(server, node_key(api), "fresh")
+    cleanup(fresh.stop)
+    assert wait_task(api, task["id"], timeout=15)["status"] == "done"  # well before a lease
+    claims = [e["msg"] for e in logs(api, latest_execution(api, task["id"])["id"])
+              if e["msg"].startswith("claimed by")]
+    assert claims == ["claimed by node fresh (attempt 1)"]

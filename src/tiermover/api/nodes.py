@@ -94,8 +94,9 @@ def heartbeat(node_id: int, body: HeartbeatBody, request: Request, session: DbSe
 def _claim(request: Request, principal: Principal, node_id: int) -> dict | None:
     factory = request.app.state.session_factory
     with factory.begin() as session:
+        # No heartbeat write here: an empty attempt must cost one statement, not three
+        # (the node's heartbeat thread keeps it alive).
         node = node_service.get_node(session, principal, node_id)
-        node_service.heartbeat(session, node, _lease(request))
         execution = queue.claim_next_execution(session, node, _lease(request))
         if execution is None:
             return None
@@ -114,6 +115,10 @@ async def claim(node_id: int, request: Request,
     principal = await run_in_threadpool(_authenticate, request)
     deadline = time.monotonic() + wait
     while True:
+        # A node that went away (killed, stopped) must not be handed work it will never
+        # run: that execution would sit claimed until its lease expired.
+        if await request.is_disconnected():
+            return Response(status_code=204)
         seen = queue.signal.generation
         spec = await run_in_threadpool(_claim, request, principal, node_id)
         if spec is not None:

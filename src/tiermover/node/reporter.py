@@ -28,7 +28,9 @@ class HttpReporter:
         self._logs: list[dict] = []
         self._items: list[dict] = []
         self._phase: str | None = None
-        self._last_sent = 0.0
+        # The claim already marked the execution as started: the first report can wait for
+        # the first periodic send, so a tiny execution costs one report, its final one.
+        self._last_sent = time.monotonic()
         self._command: str | None = None
         self.lease_lost = False
 
@@ -39,7 +41,7 @@ class HttpReporter:
 
     def phase(self, status: str, progress: Progress) -> None:
         self._phase = status
-        self.send(progress)
+        self.tick(progress)
 
     def log(self, level: str, message: str, progress: Progress) -> None:
         self._logs.append({"level": level, "msg": message, "status_percent": progress.percent})
