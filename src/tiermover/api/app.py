@@ -16,7 +16,7 @@ from tiermover.api.nodeum import install_nodeum_routes
 from tiermover.api.nodeum.errors import install_error_handlers
 from tiermover.config import Settings
 from tiermover.db.session import make_engine, make_session_factory
-from tiermover.service import notifications, queue
+from tiermover.service import notifications, queue, scheduler
 from tiermover.service.maintenance import Maintenance
 
 
@@ -81,7 +81,10 @@ async def lifespan(app: FastAPI):
 
     async def maintain():
         while True:
-            await asyncio.sleep(MAINTENANCE_INTERVAL_SECONDS)
+            # Wake up early for an occurrence due before the next pass: schedules fire
+            # within a second of their time.
+            await asyncio.sleep(scheduler.seconds_until_next_pass(
+                maintenance.next_occurrence, MAINTENANCE_INTERVAL_SECONDS))
             try:
                 await run_in_threadpool(maintenance.run_once)
             except Exception:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tiermover.db.base import utcnow
 from tiermover.db.models import Task
-from tiermover.service import queue
+from tiermover.service import queue, scheduler
 from tiermover.service.control import finish_without_node
 from tiermover.service.execution_state import append_log, mirror_to_task
 
@@ -66,11 +66,22 @@ class Maintenance:
         self.session_factory = session_factory
         self.lease = lease
         self.last_pass = utcnow()
+        # The earliest occurrence still to fire: the loop wakes up for it (see api/app.py).
+        self.next_occurrence: datetime | None = None
 
     def start(self) -> None:
-        """Once at start-up: nodes could not report while the server was down."""
+        """Once at start-up: nodes could not report while the server was down, and schedules
+        could not fire (their missed occurrences are counted and caught up with one run)."""
         with self.session_factory.begin() as session:
             queue.extend_all_leases(session, self.lease)
+        self.fire_schedules(utcnow())
+
+    def fire_schedules(self, now: datetime) -> None:
+        # A transaction of its own: a schedule that fails to fire must not undo the rest
+        # of the pass (lost nodes, windows, timeouts).
+        with self.session_factory.begin() as session:
+            scheduler.fire_due_schedules(session, now)
+            self.next_occurrence = scheduler.earliest_next(session)
 
     def run_once(self) -> None:
         now = utcnow()
@@ -81,3 +92,4 @@ class Maintenance:
             if queue.windows_opening(session, self.last_pass, now):
                 queue.request_wake_up(session)
         self.last_pass = now
+        self.fire_schedules(now)

@@ -20,6 +20,7 @@ from tiermover.service.execution_state import (
 )
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
 from tiermover.service.notifications import notify_completion
+from tiermover.service.scheduler import reset_after_success
 
 NODE_ATTRS = {
     "id": Attr(Node.id, "int"),
@@ -193,6 +194,7 @@ def _finish(session: Session, execution: TaskExecution, reported: str | None,
     execution.node_id = None
     execution.lease_expires_at = None
     if execution.status in queue.FINAL:
+        reset_after_success(session, execution)
         notify_completion(session, execution)
 
 
