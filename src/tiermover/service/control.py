@@ -17,6 +17,7 @@ from tiermover.db.base import utcnow
 from tiermover.db.models import ActiveJob, ExecutionStorage, Task, TaskExecution
 from tiermover.service import queue
 from tiermover.service.errors import NotFound
+from tiermover.service.notifications import notify_completion
 from tiermover.service.execution_state import (
     active_execution, append_log, mirror_to_task, required_storages,
 )
@@ -116,6 +117,8 @@ def finish_without_node(session: Session, execution: TaskExecution, task: Task, 
     execution.node_id = None
     append_log(session, execution, "warning" if status != "stopped_by_user" else "info", message)
     mirror_to_task(session, execution, task)
+    # Ended without a node (never started, expired, lost): recipients hear of it too.
+    notify_completion(session, execution)
 
 
 def _evaluate(job: ActiveJob, execution: TaskExecution | None) -> tuple[str, str | None]:
