@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from tiermover.api.deps import DbSession, Scope, scope
 from tiermover.api.nodeum.filters import parse_list_query
@@ -91,19 +92,23 @@ def heartbeat(node_id: int, body: HeartbeatBody, request: Request, session: DbSe
     return {"commands": node_service.heartbeat(session, node, _lease(request))}
 
 
+def _claim_with(session: Session, request: Request, principal: Principal,
+                node_id: int) -> dict | None:
+    # No heartbeat write here: an empty attempt must cost one statement, not three
+    # (the node's heartbeat thread keeps it alive).
+    node = node_service.get_node(session, principal, node_id)
+    execution = queue.claim_next_execution(session, node, _lease(request))
+    if execution is None:
+        return None
+    append_log(session, execution, "info",
+               f"claimed by node {node.name} (attempt {execution.attempts})")
+    mirror_to_task(session, execution)
+    return node_service.execution_spec(session, execution)
+
+
 def _claim(request: Request, principal: Principal, node_id: int) -> dict | None:
-    factory = request.app.state.session_factory
-    with factory.begin() as session:
-        # No heartbeat write here: an empty attempt must cost one statement, not three
-        # (the node's heartbeat thread keeps it alive).
-        node = node_service.get_node(session, principal, node_id)
-        execution = queue.claim_next_execution(session, node, _lease(request))
-        if execution is None:
-            return None
-        append_log(session, execution, "info",
-                   f"claimed by node {node.name} (attempt {execution.attempts})")
-        mirror_to_task(session, execution)
-        return node_service.execution_spec(session, execution)
+    with request.app.state.session_factory.begin() as session:
+        return _claim_with(session, request, principal, node_id)
 
 
 @router.post("/nodes/{node_id}/claim",
@@ -138,10 +143,17 @@ def _authenticate(request: Request) -> Principal:
 
 
 @router.post("/nodes/{node_id}/executions/{execution_id}/report",
-             summary="Progress, logs and finished items of a running execution.")
+             summary="Progress, logs and finished items of a running execution; a final "
+                     "report with claim_next=true also claims the node's next execution.")
 def report(node_id: int, execution_id: str, body: ReportBody, request: Request,
-           session: DbSession, principal: Scope("nodes", "work")):
+           session: DbSession, principal: Scope("nodes", "work"),
+           claim_next: bool = Query(False)):
     node = node_service.get_node(session, principal, node_id)
     command = node_service.apply_report(session, node, execution_id, body.model_dump(),
                                         _lease(request))
-    return {"command": command}
+    if not (claim_next and body.final):
+        return {"command": command}
+    # The outcome is committed on its own before the claim: a claim that fails must not
+    # undo it. A busy node thus saves the claim request between two executions.
+    session.commit()
+    return {"command": None, "next": _claim_with(session, request, principal, node_id)}

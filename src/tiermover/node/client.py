@@ -74,3 +74,15 @@ class NodeClient:
             raise LeaseLost(response.text)
         response.raise_for_status()
         return response.json()["command"]
+
+    def final_report(self, node_id: int, execution_id: str, body: dict, claim_next: bool,
+                     retry_until: float | None = None) -> dict | None:
+        """The execution's last report; with `claim_next`, the next execution's spec (or
+        None when there is none to run)."""
+        response = self._call("POST", f"/nodes/{node_id}/executions/{execution_id}/report",
+                              params={"claim_next": "true"} if claim_next else None,
+                              json=body, retry_until=retry_until)
+        if response.status_code in (403, 404):
+            raise LeaseLost(response.text)
+        response.raise_for_status()
+        return response.json().get("next")

@@ -78,10 +78,14 @@ class HttpReporter:
             return
         self._logs, self._items = [], []
 
-    def finish(self, progress: Progress, status: str, message: str | None = None) -> None:
+    def finish(self, progress: Progress, status: str, message: str | None = None,
+               claim_next: bool = False) -> dict | None:
+        """The final report; with `claim_next`, returns the next execution the server gave
+        this node in the same request (None: claim again)."""
         body = self._body(progress, {"status": status, "message": message})
         try:
-            self.client.report(self.node_id, self.execution_id, body,
-                               retry_until=time.monotonic() + FINAL_REPORT_PATIENCE)
+            return self.client.final_report(self.node_id, self.execution_id, body, claim_next,
+                                            retry_until=time.monotonic() + FINAL_REPORT_PATIENCE)
         except LeaseLost:
             log.warning("execution %s was given to another node; dropping it", self.execution_id)
+            return None

@@ -82,17 +82,22 @@ class NodeWorker:
 
     # --- work -------------------------------------------------------------------------
     def _slot(self) -> None:
+        spec: dict | None = None
         while not self.stopping.is_set():
-            try:
-                spec = self.client.claim(self.node_id, CLAIM_WAIT_SECONDS)
-            except Exception as error:  # server restarting: wait and claim again
-                log.warning("claim failed (%s); retrying", error)
-                self.stopping.wait(1.0)
-                continue
+            if spec is None:
+                try:
+                    spec = self.client.claim(self.node_id, CLAIM_WAIT_SECONDS)
+                except Exception as error:  # server restarting: wait and claim again
+                    log.warning("claim failed (%s); retrying", error)
+                    self.stopping.wait(1.0)
+                    continue
             if spec is not None:
-                self.run_execution(spec)
+                # The final report of one execution brings the next one, if any.
+                spec = self.run_execution(spec)
 
-    def run_execution(self, spec: dict) -> None:
+    def run_execution(self, spec: dict) -> dict | None:
+        """Runs the execution; returns the next one the server handed over with the final
+        report (None when the slot must claim again)."""
         reporter = HttpReporter(self.client, self.node_id, spec["id"])
         with self._lock:
             self._running[spec["id"]] = reporter
@@ -102,20 +107,26 @@ class NodeWorker:
             if workflow_class is None:
                 reporter.log("error", f"the {spec['action']} action is not available on this "
                                       "node yet", progress)
-                reporter.finish(progress, "error", f"{spec['action']} is not supported yet")
-                return
+                return reporter.finish(progress, "error", f"{spec['action']} is not supported yet",
+                                       claim_next=self._wants_more())
             workflow = workflow_class(self._plan(spec))
             outcome = run_workflow(workflow, set(spec.get("finished_keys") or ()), reporter,
                                    progress, self.bandwidth_limit)
             if outcome.status != "abandoned":
-                reporter.finish(progress, outcome.status, outcome.message)
+                return reporter.finish(progress, outcome.status, outcome.message,
+                                       claim_next=self._wants_more())
+            return None
         except Exception as error:  # a bug must not kill the slot: report it and go on
             log.exception("execution %s failed", spec["id"])
             reporter.log("error", f"internal error on node {self.name}: {error}", progress)
-            reporter.finish(progress, "error", str(error))
+            return reporter.finish(progress, "error", str(error), claim_next=self._wants_more())
         finally:
             with self._lock:
                 self._running.pop(spec["id"], None)
+
+    def _wants_more(self) -> bool:
+        # A stopping node must not be handed an execution it would never run.
+        return not self.stopping.is_set()
 
     def _plan(self, spec: dict) -> ExecutionPlan:
         def location(entry: dict) -> StorageLocation:

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
-from tiermover.db.models import ApiKey, Setting, User, UserSession
+from tiermover.db.models import ApiKey, ApiKeyScope, Setting, User, UserSession
 from tiermover.service.errors import Forbidden, Unauthorized
 
 _hasher = PasswordHasher()
@@ -139,12 +139,22 @@ def masked_key(api_key: ApiKey) -> str:
 
 
 def authenticate_api_key(session: Session, key: str) -> Principal:
+    # One statement (key, user and scopes joined): nodes authenticate every report with it.
     digest = key_digest(key)
-    api_key = session.scalar(select(ApiKey).where(ApiKey.key_digest == digest))
-    if api_key is None or not hmac.compare_digest(api_key.key_digest, digest):
+    rows = session.execute(
+        select(ApiKey.id, ApiKey.key_digest, User.id, User.username, User.is_admin,
+               ApiKeyScope.controller, ApiKeyScope.action)
+        .join(User, User.id == ApiKey.user_id)
+        .outerjoin(ApiKeyScope, ApiKeyScope.api_key_id == ApiKey.id)
+        .where(ApiKey.key_digest == digest)
+    ).all()
+    if not rows or not hmac.compare_digest(rows[0][1], digest):
         raise Unauthorized("Invalid API key")
-    scopes = frozenset((s.controller, s.action) for s in api_key.scopes)
-    return _principal_for(api_key.user, scopes=scopes, api_key_id=api_key.id)
+    api_key_id, _, user_id, username, is_admin = rows[0][:5]
+    scopes = frozenset((controller, action) for *_, controller, action in rows
+                       if controller is not None)
+    return Principal(user_id=user_id, username=username, is_admin=is_admin, scopes=scopes,
+                     api_key_id=api_key_id)
 
 
 # --- JWT sessions -----------------------------------------------------------------------

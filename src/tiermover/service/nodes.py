@@ -16,7 +16,8 @@ from tiermover.service import queue
 from tiermover.service.auth import Principal
 from tiermover.service.errors import Forbidden, NotFound, ValidationFailed
 from tiermover.service.execution_state import (
-    append_log, apply_counters, finished_keys, mirror_to_task, record_items,
+    append_log, apply_counters, finished_keys, last_log_index, mirror_to_task, record_items,
+    remember_last_log_index,
 )
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
 from tiermover.service.notifications import notify_completion
@@ -125,15 +126,21 @@ def execution_spec(session: Session, execution: TaskExecution) -> dict:
         "action": task.workflow_action, "conflict_resolution": task.conflict_resolution,
         "options": options,
         "sources": [s for s in sources if s], "destinations": [d for d in destinations if d],
-        "finished_keys": finished_keys(session, execution),
+        # Items are only recorded from a claimed node's reports: a first attempt has none.
+        "finished_keys": finished_keys(session, execution) if execution.attempts > 1 else [],
         "attempt": execution.attempts,
     }
 
 
 def _owned_execution(session: Session, node: Node, execution_id: str) -> TaskExecution:
-    execution = session.get(TaskExecution, execution_id)
-    if execution is None:
+    row = session.execute(
+        select(TaskExecution, last_log_index(TaskExecution.id))
+        .where(TaskExecution.id == execution_id)
+    ).one_or_none()
+    if row is None:
         raise NotFound("task_execution", "task_execution_id", execution_id)
+    execution, last_index = row
+    remember_last_log_index(session, execution.id, last_index)
     if execution.node_id != node.id:
         # The lease was lost (the node was silent too long) and the execution went back
         # to the queue: this node must drop it.

@@ -16,7 +16,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, not_, or_, select, text, true, update
+from sqlalchemy import and_, exists, literal_column, not_, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
@@ -108,17 +108,26 @@ def claim_next_execution(session: Session, node: Node, lease: timedelta) -> Task
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    claimed_id = session.execute(
+    # Imported here: execution_state imports this module.
+    from tiermover.service.execution_state import last_log_index, remember_last_log_index
+
+    # The claimed row comes back whole from the UPDATE, with the execution's last log idx:
+    # no SELECT after it.
+    claimed = session.execute(
         update(TaskExecution)
         .where(TaskExecution.id == candidate, TaskExecution.status == "in_queue")
         .values(status="calculating", node_id=node.id, claimed_at=now,
                 lease_expires_at=now + lease, attempts=TaskExecution.attempts + 1)
-        .returning(TaskExecution.id)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if claimed_id is None:
+        # Qualified by hand: RETURNING renders bare column names, and a bare `id` inside
+        # the subquery would be the log's own id.
+        .returning(TaskExecution,
+                   last_log_index(literal_column(f"{TaskExecution.__tablename__}.id")))
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if claimed is None:
         return None
-    execution = session.get(TaskExecution, claimed_id, populate_existing=True)
+    execution, last_index = claimed
+    remember_last_log_index(session, execution.id, last_index)
     if execution.job_started is None:
         execution.job_started = now
     return execution
