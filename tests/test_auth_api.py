@@ -163,3 +163,11 @@ def test_non_admin_writes_are_403_before_the_body_is_checked(make_user):
     _, _, user = make_user()
     for path in ("/containers", "/nas", "/pools", "/cloud_connectors", "/tape_libraries", "/users"):
         assert user.post(path, json={"name": "", "type": "bogus", "path": 3}).status_code == 403, path
+
+
+def test_node_protocol_needs_the_nodes_work_scope(server, api):
+    key = make_key(api, ("tasks", "index"))["key"]
+    with server.client(headers={"Authorization": key}) as client:
+        assert client.post("/nodes", json={"name": unique("n")}).status_code == 403
+        assert client.post("/nodes/1/claim", params={"wait": 0}).status_code == 403
+        assert client.get("/nodes/-/storages").status_code == 403

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from tiermover.api.deps import DbSession, Scope, scope
+from tiermover.api.deps import DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, columns
 from tiermover.db.models import Node
@@ -138,7 +138,7 @@ def _authenticate(request: Request) -> Principal:
     with request.app.state.session_factory() as session:
         principal = authenticate(session, request.headers.get("authorization"))
         session.commit()
-    scope("nodes", "work")(principal)
+    principal.require_scope("nodes", "work")
     return principal
 
 

@@ -138,9 +138,54 @@ def masked_key(api_key: ApiKey) -> str:
     return "*" * max(api_key.key_length - len(api_key.key_tail), 0) + api_key.key_tail
 
 
+class _RecentApiKeys:
+    """Principals of API keys verified in the last few seconds, by key digest.
+
+    Looking a key up costs more than the rest of a simple request (show a task). Changes
+    made in this process (key updated or deleted, user changed) drop the entries at once;
+    another server process sharing the database sees them within `ttl_seconds`.
+    """
+
+    def __init__(self, ttl_seconds: float = 5.0, max_entries: int = 10_000):
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry and entry[1] > time.monotonic():
+            return entry[0]
+        return None
+
+    def put(self, digest: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[digest] = (principal, time.monotonic() + self._ttl)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+recent_api_keys = _RecentApiKeys()
+
+
+def forget_cached_principals(session: Session) -> None:
+    """Call when a key or a user changes: once committed, no cached principal survives."""
+    from tiermover.service.transactions import after_commit
+
+    recent_api_keys.forget()
+    after_commit(session, recent_api_keys.forget)
+
+
 def authenticate_api_key(session: Session, key: str) -> Principal:
     # One statement (key, user and scopes joined): nodes authenticate every report with it.
     digest = key_digest(key)
+    cached = recent_api_keys.get(digest)
+    if cached is not None:
+        return cached
     rows = session.execute(
         select(ApiKey.id, ApiKey.key_digest, User.id, User.username, User.is_admin,
                ApiKeyScope.controller, ApiKeyScope.action)
@@ -153,8 +198,10 @@ def authenticate_api_key(session: Session, key: str) -> Principal:
     api_key_id, _, user_id, username, is_admin = rows[0][:5]
     scopes = frozenset((controller, action) for *_, controller, action in rows
                        if controller is not None)
-    return Principal(user_id=user_id, username=username, is_admin=is_admin, scopes=scopes,
-                     api_key_id=api_key_id)
+    principal = Principal(user_id=user_id, username=username, is_admin=is_admin, scopes=scopes,
+                          api_key_id=api_key_id)
+    recent_api_keys.put(digest, principal)
+    return principal
 
 
 # --- JWT sessions -----------------------------------------------------------------------

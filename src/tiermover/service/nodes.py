@@ -211,14 +211,14 @@ EMBEDDED_KEY_NAME = "embedded node"
 def provision_embedded_key(session: Session) -> str | None:
     """A fresh `nodes/work` key for the server's own node (older ones are revoked)."""
     from tiermover.db.models import ApiKey, User
-    from tiermover.service.users import create_api_key
+    from tiermover.service.users import create_api_key, delete_api_key
 
     admin = session.scalar(select(User).where(User.is_admin.is_(True)).order_by(User.id).limit(1))
     if admin is None:
         return None
     for old in session.scalars(select(ApiKey).where(ApiKey.user_id == admin.id,
                                                     ApiKey.name == EMBEDDED_KEY_NAME)):
-        session.delete(old)
+        delete_api_key(session, old)
     principal = Principal(user_id=admin.id, username=admin.username, is_admin=True)
     _, key = create_api_key(session, principal, {
         "name": EMBEDDED_KEY_NAME, "api_key_scopes": [{"controller": "nodes", "action": "work"}]})

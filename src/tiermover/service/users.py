@@ -13,6 +13,7 @@ from tiermover.db.base import utcnow
 from tiermover.db.models import ApiKey, ApiKeyScope, User
 from tiermover.service.auth import (
     Principal,
+    forget_cached_principals,
     hash_password,
     key_digest,
     new_api_key,
@@ -72,6 +73,7 @@ def create_user(session: Session, values: dict) -> User:
 
 def update_user(session: Session, user: User, values: dict) -> User:
     _check_user_fields(session, values, user)
+    forget_cached_principals(session)
     if "username" in values:
         user.username = values["username"].strip()
     if "email" in values:
@@ -82,6 +84,12 @@ def update_user(session: Session, user: User, values: dict) -> User:
         user.password_hash = hash_password(values["password"])
     session.flush()
     return user
+
+
+def delete_user(session: Session, user: User) -> None:
+    forget_cached_principals(session)
+    session.delete(user)
+    session.flush()
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -130,7 +138,14 @@ def get_api_key(session: Session, principal: Principal, api_key_id: int) -> ApiK
     return api_key
 
 
+def delete_api_key(session: Session, api_key: ApiKey) -> None:
+    forget_cached_principals(session)
+    session.delete(api_key)
+    session.flush()
+
+
 def update_api_key(session: Session, api_key: ApiKey, values: dict) -> ApiKey:
+    forget_cached_principals(session)
     if "name" in values:
         name = (values.get("name") or "").strip()
         if not name:

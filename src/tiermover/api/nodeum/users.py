@@ -123,7 +123,7 @@ def update_user(user_id: int, body: UserBody, session: DbSession, principal: Adm
 
 @router.delete("/users/{user_id}", status_code=204, summary="Destroys a user (administrators only).")
 def destroy_user(user_id: int, session: DbSession, principal: AdminScope("users", "destroy")):
-    session.delete(user_service.get_user(session, user_id))
+    user_service.delete_user(session, user_service.get_user(session, user_id))
     return Response(status_code=204)
 
 
@@ -156,5 +156,5 @@ def update_api_key(api_key_id: int, body: ApiKeyBody, session: DbSession,
 
 @router.delete("/users/me/api_keys/{api_key_id}", status_code=204, summary="Destroys one of your API keys.")
 def destroy_api_key(api_key_id: int, session: DbSession, principal: Scope("api_keys", "destroy")):
-    session.delete(user_service.get_api_key(session, principal, api_key_id))
+    user_service.delete_api_key(session, user_service.get_api_key(session, principal, api_key_id))
     return Response(status_code=204)
