@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 
@@ -150,7 +149,3 @@ def apply_counters(execution: TaskExecution, counters: dict) -> None:
                  "finalized_files", "bandwidth", "estimation_time"):
         if name in counters and counters[name] is not None:
             setattr(execution, name, max(int(counters[name]), 0))
-
-
-def describe_storages(keys: str) -> list[str]:
-    return list(json.loads(keys or "[]"))

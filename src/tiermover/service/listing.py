@@ -184,14 +184,3 @@ def list_page(
     else:
         count = session.scalar(count_stmt) or 0
     return Page(rows=list(rows), count=count)
-
-
-def exists_in(table_stmt_factory: Callable[[ColumnElement], Select]):
-    """Helper for `Attr.wrap`: EXISTS (SELECT 1 FROM related WHERE link AND condition)."""
-
-    def wrap(condition: ColumnElement) -> ColumnElement:
-        return table_stmt_factory(condition).exists()
-
-    return wrap
-
-
