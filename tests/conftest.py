@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +147,18 @@ def stop_server(server: RunningServer) -> None:
         server.process.wait(10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+@contextmanager
+def private_server(backend: str, tmp: Path, **options) -> Iterator[RunningServer]:
+    """A server on a database of its own, for tests that must not share data or nodes."""
+    database = _new_database(backend, tmp)
+    running = start_server(database, tmp / "data", **options)
+    try:
+        yield running
+    finally:
+        stop_server(running)
+        _drop_database(database)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import BACKENDS, _drop_database, _new_database, start_server, stop_server, unique
+from conftest import BACKENDS, private_server, unique
 from engine_support import (
     NodeProcess, act, copy_task, create_container, latest_execution, logs, make_tree, node_key,
     partial_files, tree_digest, wait_job, wait_task,
@@ -18,13 +18,10 @@ from engine_support import (
 @pytest.fixture(scope="module", params=BACKENDS)
 def engine(request, tmp_path_factory):
     """A server without an embedded node (the tests start their own), short leases."""
-    tmp = tmp_path_factory.mktemp(f"engine-{request.param}")
-    database = _new_database(request.param, tmp)
-    server = start_server(database, tmp / "data", args=("--no-worker",),
-                          extra_env={"TIERMOVER_LEASE_SECONDS": "3"})
-    yield server
-    stop_server(server)
-    _drop_database(database)
+    with private_server(request.param, tmp_path_factory.mktemp(f"engine-{request.param}"),
+                        args=("--no-worker",),
+                        extra_env={"TIERMOVER_LEASE_SECONDS": "3"}) as server:
+        yield server
 
 
 @pytest.fixture

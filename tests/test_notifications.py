@@ -12,7 +12,7 @@ from email.message import EmailMessage
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import BACKENDS, _drop_database, _new_database, free_port, start_server, stop_server
+from conftest import BACKENDS, free_port, private_server
 from engine_support import act, copy_task, create_container, make_tree, wait_task
 
 SENDER = "tiermover@example.com"
@@ -58,14 +58,11 @@ def inbox():
 def engine(request, tmp_path_factory, inbox):
     """A private server (embedded node) that sends its e-mail to the test's SMTP server."""
     _, smtp_port = inbox
-    tmp = tmp_path_factory.mktemp(f"notifications-{request.param}")
-    database = _new_database(request.param, tmp)
-    server = start_server(database, tmp / "data", extra_env={
-        "TIERMOVER_SMTP_HOST": "127.0.0.1", "TIERMOVER_SMTP_PORT": str(smtp_port),
-        "TIERMOVER_SMTP_FROM": SENDER})
-    yield server
-    stop_server(server)
-    _drop_database(database)
+    with private_server(request.param, tmp_path_factory.mktemp(f"notifications-{request.param}"),
+                        extra_env={"TIERMOVER_SMTP_HOST": "127.0.0.1",
+                                   "TIERMOVER_SMTP_PORT": str(smtp_port),
+                                   "TIERMOVER_SMTP_FROM": SENDER}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

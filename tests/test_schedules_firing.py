@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import BACKENDS, _drop_database, _new_database, start_server, stop_server
+from conftest import BACKENDS, private_server, start_server
 from engine_support import (
     NodeProcess, copy_task, create_container, logs, make_tree, node_key, wait_task,
 )
@@ -32,12 +32,9 @@ BANDWIDTH_LIMIT = "200K"
 @pytest.fixture(scope="module", params=BACKENDS)
 def engine(request, tmp_path_factory):
     """A private server without an embedded node; the module's node runs in its own process."""
-    tmp = tmp_path_factory.mktemp(f"schedules-{request.param}")
-    database = _new_database(request.param, tmp)
-    server = start_server(database, tmp / "data", args=("--no-worker",))
-    yield server
-    stop_server(server)
-    _drop_database(database)
+    with private_server(request.param, tmp_path_factory.mktemp(f"schedules-{request.param}"),
+                        args=("--no-worker",)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

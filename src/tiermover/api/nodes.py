@@ -23,7 +23,6 @@ from tiermover.db.models import Node
 from tiermover.service import nodes as node_service
 from tiermover.service import queue
 from tiermover.service.auth import Principal, authenticate
-from tiermover.service.execution_state import append_log, mirror_to_task
 
 router = APIRouter(tags=["nodes"])
 
@@ -94,16 +93,8 @@ def heartbeat(node_id: int, body: HeartbeatBody, request: Request, session: DbSe
 
 def _claim_with(session: Session, request: Request, principal: Principal,
                 node_id: int) -> dict | None:
-    # No heartbeat write here: an empty attempt must cost one statement, not three
-    # (the node's heartbeat thread keeps it alive).
     node = node_service.get_node(session, principal, node_id)
-    execution = queue.claim_next_execution(session, node, _lease(request))
-    if execution is None:
-        return None
-    append_log(session, execution, "info",
-               f"claimed by node {node.name} (attempt {execution.attempts})")
-    mirror_to_task(session, execution)
-    return node_service.execution_spec(session, execution)
+    return node_service.claim_work(session, node, _lease(request))
 
 
 def _claim(request: Request, principal: Principal, node_id: int) -> dict | None:

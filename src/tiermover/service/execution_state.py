@@ -30,6 +30,17 @@ def active_execution(session: Session, task: Task) -> TaskExecution | None:
     )
 
 
+def latest_execution_id(session: Session, task: Task) -> str | None:
+    return session.scalar(select(TaskExecution.id).where(TaskExecution.task_id == task.id)
+                          .order_by(TaskExecution.creation_date.desc()).limit(1))
+
+
+def log_page(session: Session, execution_id: str, offset: int, limit: int) -> list[ExecutionLog]:
+    return list(session.scalars(
+        select(ExecutionLog).where(ExecutionLog.execution_id == execution_id)
+        .order_by(ExecutionLog.idx).offset(offset).limit(limit)))
+
+
 def required_storages(session: Session, task: Task) -> list[str]:
     """Storage keys ("container:3", "nas_share:7") the task's sources and destinations use."""
     keys: set[str] = set()

@@ -132,6 +132,19 @@ def execution_spec(session: Session, execution: TaskExecution) -> dict:
     }
 
 
+def claim_work(session: Session, node: Node, lease: timedelta) -> dict | None:
+    """The spec of the next execution this node may run, claimed for it; None if none."""
+    # No heartbeat write here: an empty attempt must cost one statement, not three
+    # (the node's heartbeat thread keeps it alive).
+    execution = queue.claim_next_execution(session, node, lease)
+    if execution is None:
+        return None
+    append_log(session, execution, "info",
+               f"claimed by node {node.name} (attempt {execution.attempts})")
+    mirror_to_task(session, execution)
+    return execution_spec(session, execution)
+
+
 def _owned_execution(session: Session, node: Node, execution_id: str) -> TaskExecution:
     row = session.execute(
         select(TaskExecution, last_log_index(TaskExecution.id))

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
-
 from tiermover.api.deps import DbSession, Scope
 from tiermover.api.nodeum.render import columns
-from tiermover.db.models import ExecutionLog, TaskExecution
 from tiermover.service import executions as execution_service
 from tiermover.service import tasks as task_service
 from tiermover.service.errors import NotFound
+from tiermover.service.execution_state import latest_execution_id, log_page
 
 router = APIRouter(tags=["logs"])
 
@@ -21,10 +19,8 @@ Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
 def _page(session, execution_id: str, offset: int, limit: int) -> list[dict]:
-    rows = session.scalars(
-        select(ExecutionLog).where(ExecutionLog.execution_id == execution_id)
-        .order_by(ExecutionLog.idx).offset(offset).limit(limit))
-    return [columns(row, ("idx", "timestamp", "level", "msg", "status_percent")) for row in rows]
+    return [columns(row, ("idx", "timestamp", "level", "msg", "status_percent"))
+            for row in log_page(session, execution_id, offset, limit)]
 
 
 @router.get("/task_executions/{task_execution_id}/logs", summary="An execution's log, paged.")
@@ -39,8 +35,7 @@ def execution_logs(task_execution_id: str, session: DbSession,
 def task_logs(task_id: str, session: DbSession, principal: Scope("tasks", "logs"),
               offset: Offset = 0, limit: Limit = 1000):
     task = task_service.resolve_task(session, principal, task_id)
-    latest = session.scalar(select(TaskExecution.id).where(TaskExecution.task_id == task.id)
-                            .order_by(TaskExecution.creation_date.desc()).limit(1))
+    latest = latest_execution_id(session, task)
     if latest is None:
         raise NotFound("task_execution", "task_id", task_id)
     return _page(session, latest, offset, limit)
