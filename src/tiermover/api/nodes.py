@@ -23,6 +23,7 @@ from tiermover.db.models import Node
 from tiermover.service import nodes as node_service
 from tiermover.service import queue
 from tiermover.service.auth import Principal, authenticate
+from tiermover.service.execution_spec import known_storages
 
 router = APIRouter(tags=["nodes"])
 
@@ -71,7 +72,7 @@ def index_nodes(request: Request, session: DbSession, principal: Scope("nodes", 
 
 @router.get("/nodes/-/storages", summary="Every storage root a node may reach (for registration).")
 def storages(session: DbSession, principal: Scope("nodes", "work")):
-    return {"storages": node_service.known_storages(session)}
+    return {"storages": known_storages(session)}
 
 
 @router.post("/nodes", status_code=201, summary="Register (or re-register) a node.")

@@ -51,6 +51,7 @@ class HttpReporter:
             "key": item.key, "outcome": result.outcome, "size": result.size,
             "checksum": result.checksum, "destination": result.destination,
             "message": result.message, "warning": result.warning, "entry": result.entry,
+            "changes": [change.as_dict() for change in result.changes],
         })
         if len(self._items) >= MAX_BATCH_ITEMS:
             self.send(progress)

@@ -17,14 +17,13 @@ from tiermover import __version__
 from tiermover.node.client import NodeClient
 from tiermover.node.progress import Progress
 from tiermover.node.reporter import HttpReporter
+from tiermover.node.plan import build_plan
 from tiermover.node.runner import run_workflow
-from tiermover.storage.local import LocalBackend
-from tiermover.workflows.base import ExecutionPlan, StorageLocation
-from tiermover.workflows.copy import CopyWorkflow
+from tiermover.storage.open import reachable
+from tiermover.workflows import workflow_class_for
 
 log = logging.getLogger("tiermover.node")
 
-WORKFLOWS = {"copy": CopyWorkflow}
 CLAIM_WAIT_SECONDS = 20.0
 
 
@@ -50,7 +49,7 @@ class NodeWorker:
     # --- lifecycle --------------------------------------------------------------------
     def reachable_storages(self, patience: float = 0.0) -> list[str]:
         storages = self.client.storages(retry_until=time.monotonic() + patience)
-        return sorted(s["key"] for s in storages if s.get("root") and os.path.isdir(s["root"]))
+        return sorted(s["key"] for s in storages if reachable(s.get("backend")))
 
     def register(self, patience: float = 300.0) -> None:
         deadline = time.monotonic() + patience
@@ -103,13 +102,13 @@ class NodeWorker:
             self._running[spec["id"]] = reporter
         progress = Progress()
         try:
-            workflow_class = WORKFLOWS.get(spec["action"])
+            workflow_class = workflow_class_for(spec["action"])
             if workflow_class is None:
                 reporter.log("error", f"the {spec['action']} action is not available on this "
                                       "node yet", progress)
                 return reporter.finish(progress, "error", f"{spec['action']} is not supported yet",
                                        claim_next=self._wants_more())
-            workflow = workflow_class(self._plan(spec))
+            workflow = workflow_class(build_plan(spec, self.fsync, self.bandwidth_limit))
             outcome = run_workflow(workflow, set(spec.get("finished_keys") or ()), reporter,
                                    progress, self.bandwidth_limit)
             if outcome.status != "abandoned":
@@ -127,23 +126,6 @@ class NodeWorker:
     def _wants_more(self) -> bool:
         # A stopping node must not be handed an execution it would never run.
         return not self.stopping.is_set()
-
-    def _plan(self, spec: dict) -> ExecutionPlan:
-        def location(entry: dict) -> StorageLocation:
-            return StorageLocation(
-                namespace_path=entry["namespace_path"], storage_name=entry["storage_name"],
-                backend=LocalBackend(entry["root"], fsync=self.fsync), path=entry["path"])
-
-        return ExecutionPlan(
-            action=spec["action"],
-            sources=[location(s) for s in spec["sources"]],
-            destinations=[location(d) for d in spec["destinations"]],
-            options=spec.get("options") or {},
-            conflict_resolution=spec.get("conflict_resolution") or "rename",
-            chunk_size=(min(1024 * 1024, max(16 * 1024, self.bandwidth_limit // 8))
-                        if self.bandwidth_limit else 1024 * 1024),
-            resumed=(spec.get("attempt") or 1) > 1,
-        )
 
     def _heartbeats(self) -> None:
         """Every second: renew leases, pick up commands, and declare storages that

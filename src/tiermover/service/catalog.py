@@ -1,4 +1,5 @@
-"""The file catalog: registering namespace paths as catalog entries."""
+"""The file catalog: registering namespace paths as catalog entries, and applying the
+changes nodes report (`tiermover.workflows.base.CatalogChange`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tiermover.db.models import CatalogFile
-from tiermover.service.namespace import Location
+from tiermover.db.models import CatalogFile, ExecutionFile, TaskExecution
+from tiermover.service.errors import ValidationFailed
+from tiermover.service.namespace import Location, find_storage, split_namespace_path, storage_root
 
 
 def _ts(seconds: float) -> datetime:
@@ -118,3 +120,38 @@ def record(session: Session, location: Location, attrs: dict) -> CatalogFile:
         parent = entry
     session.flush()
     return parent
+
+
+def _location_of(session: Session, path: str) -> Location | None:
+    try:
+        name, relative = split_namespace_path(path, "path")
+    except ValidationFailed:
+        return None
+    found = find_storage(session, name)
+    if found is None:
+        return None
+    kind, storage = found
+    return Location(kind=kind, storage=storage, relative=relative,
+                    root=storage_root(kind, storage))
+
+
+def _item_changes(item: dict) -> list[dict]:
+    changes = list(item.get("changes") or ())
+    if not changes and item.get("destination") and item.get("entry"):
+        # A node reporting in the older form: one written path.
+        changes.append({"op": "written", "path": item["destination"], "entry": item["entry"],
+                        "checksum": item.get("checksum")})
+    return changes
+
+
+def apply_item_changes(session: Session, execution: TaskExecution, item: dict) -> None:
+    """One finished item's catalog changes, and its line in the execution's files."""
+    for change in _item_changes(item):
+        if change.get("op") != "written" or not change.get("entry"):
+            continue
+        location = _location_of(session, change["path"])
+        if location is None:
+            continue
+        entry = record(session, location, change["entry"])
+        session.add(ExecutionFile(execution_id=execution.id, file_id=entry.id,
+                                  outcome=item.get("outcome", "done")))

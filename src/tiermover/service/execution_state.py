@@ -10,11 +10,9 @@ from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
 from tiermover.db.models import (
-    ExecutionFile, ExecutionItem, ExecutionLog, Task, TaskDestination, TaskExecution, TaskSource,
+    ExecutionItem, ExecutionLog, Task, TaskDestination, TaskExecution, TaskSource,
 )
 from tiermover.service import catalog, queue
-from tiermover.service.errors import ValidationFailed
-from tiermover.service.namespace import Location, find_storage, split_namespace_path, storage_root
 
 log = logging.getLogger("tiermover.executions")
 
@@ -130,29 +128,11 @@ def record_items(session: Session, execution: TaskExecution, items: Iterable[dic
             warning=bool(item.get("warning")),
         ))
         added += 1
-        if item.get("destination") and item.get("entry"):
-            _catalog_written(session, execution, item)
+        catalog.apply_item_changes(session, execution, item)
         if item.get("message"):
             level = "warning" if item.get("warning") or item.get("outcome") != "done" else "info"
             append_log(session, execution, level, item["message"])
     return added
-
-
-def _catalog_written(session: Session, execution: TaskExecution, item: dict) -> None:
-    """A file or folder the node wrote: into the catalog, and into the execution's files."""
-    try:
-        name, relative = split_namespace_path(item["destination"], "destination")
-    except ValidationFailed:
-        return
-    found = find_storage(session, name)
-    if found is None:
-        return
-    kind, storage = found
-    location = Location(kind=kind, storage=storage, relative=relative,
-                        root=storage_root(kind, storage))
-    entry = catalog.record(session, location, item["entry"])
-    session.add(ExecutionFile(execution_id=execution.id, file_id=entry.id,
-                              outcome=item.get("outcome", "done")))
 
 
 def apply_counters(execution: TaskExecution, counters: dict) -> None:

@@ -9,14 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
-from tiermover.db.models import (
-    Container, NasShare, Node, Task, TaskDestination, TaskExecution, TaskOption, TaskSource,
-)
+from tiermover.db.models import Node, TaskExecution
 from tiermover.service import queue
 from tiermover.service.auth import Principal
 from tiermover.service.errors import Forbidden, NotFound, ValidationFailed
+from tiermover.service.execution_spec import execution_spec
 from tiermover.service.execution_state import (
-    append_log, apply_counters, finished_keys, last_log_index, mirror_to_task, record_items,
+    append_log, apply_counters, last_log_index, mirror_to_task, record_items,
     remember_last_log_index,
 )
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
@@ -32,15 +31,6 @@ NODE_ATTRS = {
 
 # What a node may report as the end of its work on an execution, and what it becomes.
 NODE_FINALS = ("done", "finished_with_warnings", "error", "paused", "stopped")
-
-
-def known_storages(session: Session) -> list[dict]:
-    """Every storage a task may use, with the root a node must reach to serve it."""
-    storages = [{"key": f"container:{c.id}", "kind": "container", "name": c.name,
-                 "root": c.root_path} for c in session.scalars(select(Container))]
-    storages += [{"key": f"nas_share:{s.id}", "kind": "nas_share", "name": s.name,
-                  "root": s.path} for s in session.scalars(select(NasShare))]
-    return storages
 
 
 def register(session: Session, principal: Principal, name: str, concurrency: int,
@@ -91,45 +81,6 @@ def list_nodes(session: Session, query: ListQuery) -> Page:
 def running_on(session: Session, node: Node) -> list[str]:
     return list(session.scalars(select(TaskExecution.id).where(
         TaskExecution.node_id == node.id, TaskExecution.status.in_(queue.RUNNING))))
-
-
-def _location(session: Session, part, path_attr: str) -> dict | None:
-    path = getattr(part, path_attr)
-    if part.container_id:
-        storage, kind = session.get(Container, part.container_id), "container"
-        root = storage.root_path if storage else None
-    elif part.nas_share_id:
-        storage, kind = session.get(NasShare, part.nas_share_id), "nas_share"
-        root = storage.path if storage else None
-    else:
-        return None
-    if storage is None or path is None:
-        return None
-    inside = path.strip("/").split("/", 1)[1] if "/" in path.strip("/") else ""
-    return {"namespace_path": path, "storage_key": f"{kind}:{storage.id}",
-            "storage_name": storage.name, "root": root, "path": inside}
-
-
-def execution_spec(session: Session, execution: TaskExecution) -> dict:
-    """Everything a node needs to run (or resume) an execution."""
-    task = session.get(Task, execution.task_id)
-    sources = [_location(session, s, "file_path") for s in
-               session.scalars(select(TaskSource).where(TaskSource.task_id == task.id)
-                               .order_by(TaskSource.id))]
-    destinations = [_location(session, d, "folder_path") for d in
-                    session.scalars(select(TaskDestination).where(TaskDestination.task_id == task.id)
-                                    .order_by(TaskDestination.id))]
-    options = {o.type: o.value for o in
-               session.scalars(select(TaskOption).where(TaskOption.task_id == task.id))}
-    return {
-        "id": execution.id, "task_id": task.id, "task_name": task.name,
-        "action": task.workflow_action, "conflict_resolution": task.conflict_resolution,
-        "options": options,
-        "sources": [s for s in sources if s], "destinations": [d for d in destinations if d],
-        # Items are only recorded from a claimed node's reports: a first attempt has none.
-        "finished_keys": finished_keys(session, execution) if execution.attempts > 1 else [],
-        "attempt": execution.attempts,
-    }
 
 
 def claim_work(session: Session, node: Node, lease: timedelta) -> dict | None:

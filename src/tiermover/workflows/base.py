@@ -29,14 +29,42 @@ class WorkItem:
 
 
 @dataclass
+class CatalogChange:
+    """What a step did to stored data, for the server to apply to the catalog.
+
+    op:
+    - "written": `path` now holds data (attributes in `entry`); with `copy_of`, it is a
+      copy of that namespace path, with `checksum` computed in the same pass.
+    - "seen": `path` exists with `entry` (a scan); refreshes or adds its catalog entry.
+    - "removed": `path` is gone; `keep_offline` keeps its entry (and copies) as offline,
+      as a container file whose data now lives only in its copies.
+    - "verified": the copy at `path` was re-read; `ok` says whether its checksum matched.
+    """
+
+    op: str
+    path: str  # namespace path: /<storage>/<inside>
+    entry: dict | None = None  # type, size, mode, uid, gid, mtime, atime, ctime
+    checksum: str | None = None
+    algorithm: str | None = None
+    copy_of: str | None = None
+    keep_offline: bool = False
+    ok: bool = True
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in self.__dict__.items()
+                if value not in (None, False) or key == "ok"}
+
+
+@dataclass
 class ItemResult:
-    outcome: str  # done | renamed | skipped | failed
+    outcome: str  # done | renamed | skipped | failed | missing | mismatch | removed
     size: int = 0
     message: str | None = None
     warning: bool = False  # counts towards finished_with_warnings
     checksum: str | None = None
     destination: str | None = None  # namespace path written, for the catalog
     entry: dict | None = None  # its attributes (size, mode, dates...) for the catalog
+    changes: list[CatalogChange] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -47,6 +75,7 @@ class StorageLocation:
     storage_name: str
     backend: Backend
     path: str  # inside the backend
+    storage_key: str = ""  # "<kind>:<id>", e.g. "nas_share:3"
 
 
 class RunContext(Protocol):
@@ -75,6 +104,8 @@ class ExecutionPlan:
     # A later attempt of the same execution (after a pause, a lost node, a restart): its
     # earlier attempts may have finished items whose report never reached the server.
     resumed: bool = False
+    execution_id: str | None = None
+    task_id: int | None = None
 
 
 class Workflow(ABC):

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from tiermover.storage.base import Entry, StorageError, join
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
-from tiermover.workflows.base import ItemResult, RunContext, StorageLocation, WorkItem, Workflow
+from tiermover.workflows.base import (
+    CatalogChange, ItemResult, RunContext, StorageLocation, WorkItem, Workflow,
+)
 
 @dataclass(frozen=True)
 class CopyJob:
@@ -67,8 +69,7 @@ class CopyWorkflow(Workflow):
         backend = self.destination.backend
         if job.entry.type == "folder":
             backend.makedirs(job.target_path)
-            return ItemResult("done", destination=self._namespace(job.target_path),
-                              entry=self._attributes(job.target_path))
+            return self._written("done", job, job.target_path, None)
         parent = posixpath.dirname(job.target_path)
         if parent:
             backend.makedirs(parent)
@@ -80,9 +81,7 @@ class CopyWorkflow(Workflow):
             if digest is not None:
                 # Written by an earlier attempt whose report was lost (e.g. its node was
                 # killed): already done, not a conflict.
-                return ItemResult("done", size=job.entry.size, checksum=digest,
-                                  destination=self._namespace(target),
-                                  entry=self._attributes(target))
+                return self._written("done", job, target, digest)
         if existing is not None and policy == "ignore":
             same = self._same_content(job, target) is not None
             message = (f"{self._namespace(target)} exists" +
@@ -99,8 +98,17 @@ class CopyWorkflow(Workflow):
         outcome = "renamed" if target != job.target_path else "done"
         message = (f"{self._namespace(job.target_path)} exists: written as "
                    f"{self._namespace(target)}") if outcome == "renamed" else None
+        return self._written(outcome, job, target, checksum, message)
+
+    def _written(self, outcome: str, job: CopyJob, target: str, checksum: str | None,
+                 message: str | None = None) -> ItemResult:
+        destination = self._namespace(target)
+        change = CatalogChange(
+            "written", destination, entry=self._attributes(target), checksum=checksum,
+            algorithm=self.algorithm if checksum else None,
+            copy_of="/" + join(job.source.storage_name, job.source_path))
         return ItemResult(outcome, size=job.entry.size, checksum=checksum, message=message,
-                          destination=self._namespace(target), entry=self._attributes(target))
+                          destination=destination, changes=[change])
 
     def _attributes(self, path: str) -> dict | None:
         entry = self.destination.backend.stat(path)

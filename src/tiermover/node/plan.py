@@ -1,0 +1,35 @@
+"""From the execution spec the server sends to the plan a workflow runs with."""
+
+from __future__ import annotations
+
+from tiermover.storage.open import open_backend
+from tiermover.workflows.base import ExecutionPlan, StorageLocation
+
+MAX_CHUNK = 1024 * 1024
+
+
+def build_plan(spec: dict, fsync: bool = True, bandwidth_limit: int | None = None) -> ExecutionPlan:
+    backends: dict[str, object] = {}
+
+    def location(entry: dict) -> StorageLocation:
+        # One backend per storage, shared by the sources and destinations on it.
+        key = entry.get("storage_key") or entry["storage_name"]
+        if key not in backends:
+            backends[key] = open_backend(entry["backend"], fsync=fsync)
+        return StorageLocation(namespace_path=entry["namespace_path"],
+                               storage_name=entry["storage_name"], backend=backends[key],
+                               path=entry["path"], storage_key=key)
+
+    return ExecutionPlan(
+        action=spec["action"],
+        sources=[location(s) for s in spec["sources"]],
+        destinations=[location(d) for d in spec["destinations"]],
+        options=spec.get("options") or {},
+        conflict_resolution=spec.get("conflict_resolution") or "rename",
+        # Smaller chunks under a bandwidth limit keep the throttling smooth.
+        chunk_size=(min(MAX_CHUNK, max(16 * 1024, bandwidth_limit // 8))
+                    if bandwidth_limit else MAX_CHUNK),
+        resumed=(spec.get("attempt") or 1) > 1,
+        execution_id=spec.get("id"),
+        task_id=spec.get("task_id"),
+    )
