@@ -86,3 +86,16 @@ class NodeClient:
             raise LeaseLost(response.text)
         response.raise_for_status()
         return response.json().get("next")
+
+    def references(self, node_id: int, execution_id: str, kind: str, after: str | None,
+                   limit: int, retry_until: float | None = None) -> dict:
+        """One page of catalog records an execution works from (see node/references.py)."""
+        params = {"kind": kind, "limit": limit}
+        if after is not None:
+            params["after"] = after
+        response = self._call("GET", f"/nodes/{node_id}/executions/{execution_id}/references",
+                              params=params, retry_until=retry_until)
+        if response.status_code in (403,):
+            raise LeaseLost(response.text)
+        response.raise_for_status()
+        return response.json()

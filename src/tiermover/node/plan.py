@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from tiermover.storage.open import open_backend
 from tiermover.workflows.base import ExecutionPlan, StorageLocation
 
 MAX_CHUNK = 1024 * 1024
 
 
-def build_plan(spec: dict, fsync: bool = True, bandwidth_limit: int | None = None) -> ExecutionPlan:
+def build_plan(spec: dict, fsync: bool = True, bandwidth_limit: int | None = None,
+               catalog: Callable[[str], Iterator[dict]] | None = None) -> ExecutionPlan:
     backends: dict[str, object] = {}
 
     def location(entry: dict) -> StorageLocation:
@@ -32,4 +35,5 @@ def build_plan(spec: dict, fsync: bool = True, bandwidth_limit: int | None = Non
         resumed=(spec.get("attempt") or 1) > 1,
         execution_id=spec.get("id"),
         task_id=spec.get("task_id"),
+        catalog=catalog,
     )

@@ -16,6 +16,7 @@ import time
 from tiermover import __version__
 from tiermover.node.client import NodeClient
 from tiermover.node.progress import Progress
+from tiermover.node.references import CatalogReader
 from tiermover.node.reporter import HttpReporter
 from tiermover.node.plan import build_plan
 from tiermover.node.runner import run_workflow
@@ -108,7 +109,8 @@ class NodeWorker:
                                       "node yet", progress)
                 return reporter.finish(progress, "error", f"{spec['action']} is not supported yet",
                                        claim_next=self._wants_more())
-            workflow = workflow_class(build_plan(spec, self.fsync, self.bandwidth_limit))
+            catalog = CatalogReader(self.client, self.node_id, spec["id"])
+            workflow = workflow_class(build_plan(spec, self.fsync, self.bandwidth_limit, catalog))
             outcome = run_workflow(workflow, set(spec.get("finished_keys") or ()), reporter,
                                    progress, self.bandwidth_limit)
             if outcome.status != "abandoned":

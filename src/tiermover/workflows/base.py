@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from tiermover.storage.base import Backend
@@ -106,6 +107,8 @@ class ExecutionPlan:
     resumed: bool = False
     execution_id: str | None = None
     task_id: int | None = None
+    # Catalog records by kind, streamed from the server (see tiermover.node.references).
+    catalog: Callable[[str], Iterator[dict]] | None = None
 
 
 class Workflow(ABC):
