@@ -144,8 +144,13 @@ def _item_changes(item: dict) -> list[dict]:
     return changes
 
 
-def apply_item_changes(session: Session, execution: TaskExecution, item: dict) -> None:
-    """One finished item's catalog changes, and its line in the execution's files."""
+def apply_items(session: Session, execution: TaskExecution, items: list[dict]) -> None:
+    """Finished items' catalog changes, and their lines in the execution's files."""
+    for item in items:
+        _apply_item(session, execution, item)
+
+
+def _apply_item(session: Session, execution: TaskExecution, item: dict) -> None:
     for change in _item_changes(item):
         if change.get("op") != "written" or not change.get("entry"):
             continue

@@ -110,29 +110,32 @@ def finished_keys(session: Session, execution: TaskExecution) -> list[str]:
 
 def record_items(session: Session, execution: TaskExecution, items: Iterable[dict]) -> int:
     """Store finished work items (checkpoint + per-file report); returns how many were new."""
+    items = list(items)
     known = set(session.scalars(
         select(ExecutionItem.item_key).where(
             ExecutionItem.execution_id == execution.id,
             ExecutionItem.item_key.in_([item["key"] for item in items]),
         )
     )) if items else set()
-    added = 0
+    fresh = []
     for item in items:
         if item["key"] in known:
             continue  # a retried report: already recorded
         known.add(item["key"])
+        fresh.append(item)
         session.add(ExecutionItem(
             execution_id=execution.id, item_key=item["key"], outcome=item.get("outcome", "done"),
             size=item.get("size") or 0, checksum=item.get("checksum"),
             destination=item.get("destination"), message=item.get("message"),
             warning=bool(item.get("warning")),
         ))
-        added += 1
-        catalog.apply_item_changes(session, execution, item)
         if item.get("message"):
             level = "warning" if item.get("warning") or item.get("outcome") != "done" else "info"
             append_log(session, execution, level, item["message"])
-    return added
+    if fresh:
+        # The catalog applies a whole batch at once (a scan reports thousands per request).
+        catalog.apply_items(session, execution, fresh)
+    return len(fresh)
 
 
 def apply_counters(execution: TaskExecution, counters: dict) -> None:
