@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from tiermover.storage.base import Backend, StorageError
 from tiermover.storage.open import open_backend
 from tiermover.workflows.base import ExecutionPlan, StorageLocation
 
@@ -11,8 +12,23 @@ MAX_CHUNK = 1024 * 1024
 
 
 def build_plan(spec: dict, fsync: bool = True, bandwidth_limit: int | None = None,
-               catalog: Callable[[str], Iterator[dict]] | None = None) -> ExecutionPlan:
+               catalog: Callable[[str], Iterator[dict]] | None = None,
+               storages: Callable[[], list[dict]] | None = None) -> ExecutionPlan:
+    """`storages` lists every storage the server knows (GET /nodes/-/storages); it is
+    only called when a workflow opens a path outside the task's own storages."""
     backends: dict[str, object] = {}
+    by_name: dict[str, dict] = {}
+
+    def open_path(namespace_path: str) -> tuple[Backend, str]:
+        name, _, inside = namespace_path.strip("/").partition("/")
+        if name not in by_name and storages is not None:
+            by_name.update({s["name"]: s for s in storages()})
+        known = by_name.get(name)
+        if known is None or not known.get("backend"):
+            raise StorageError(f"{namespace_path}: no storage called {name!r} on this node")
+        if known["key"] not in backends:
+            backends[known["key"]] = open_backend(known["backend"], fsync=fsync)
+        return backends[known["key"]], inside
 
     def location(entry: dict) -> StorageLocation:
         # One backend per storage, shared by the sources and destinations on it.
@@ -36,4 +52,6 @@ def build_plan(spec: dict, fsync: bool = True, bandwidth_limit: int | None = Non
         execution_id=spec.get("id"),
         task_id=spec.get("task_id"),
         catalog=catalog,
+        filters=list(spec.get("filters") or ()),
+        open_path=open_path,
     )

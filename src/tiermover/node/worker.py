@@ -110,7 +110,9 @@ class NodeWorker:
                 return reporter.finish(progress, "error", f"{spec['action']} is not supported yet",
                                        claim_next=self._wants_more())
             catalog = CatalogReader(self.client, self.node_id, spec["id"])
-            workflow = workflow_class(build_plan(spec, self.fsync, self.bandwidth_limit, catalog))
+            plan = build_plan(spec, self.fsync, self.bandwidth_limit, catalog,
+                              storages=lambda: self.client.storages(retry_until=None))
+            workflow = workflow_class(plan)
             outcome = run_workflow(workflow, set(spec.get("finished_keys") or ()), reporter,
                                    progress, self.bandwidth_limit)
             if outcome.status != "abandoned":

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import (
-    Container, NasShare, Task, TaskDestination, TaskExecution, TaskOption, TaskSource,
+    Container, NasShare, Task, TaskCallback, TaskDestination, TaskExecution, TaskOption,
+    TaskSource,
 )
 from tiermover.service.execution_state import finished_keys
 
@@ -63,6 +64,10 @@ def execution_spec(session: Session, execution: TaskExecution) -> dict:
         "id": execution.id, "task_id": task.id, "task_name": task.name,
         "action": task.workflow_action, "conflict_resolution": task.conflict_resolution,
         "options": options,
+        "filters": list(session.scalars(
+            select(TaskCallback.script).where(TaskCallback.task_id == task.id,
+                                              TaskCallback.type == "filter")
+            .order_by(TaskCallback.id))),
         "sources": [s for s in sources if s], "destinations": [d for d in destinations if d],
         # Items are only recorded from a claimed node's reports: a first attempt has none.
         "finished_keys": finished_keys(session, execution) if execution.attempts > 1 else [],

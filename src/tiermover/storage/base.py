@@ -75,6 +75,11 @@ class Backend(ABC):
     @abstractmethod
     def set_times(self, path: str, atime: float, mtime: float) -> None: ...
 
+    def remove_folder(self, path: str) -> bool:
+        """Remove an empty folder; False (and nothing done) when it is not empty.
+        Object storage has no folders to remove: the default does nothing."""
+        return True
+
 
 def join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))

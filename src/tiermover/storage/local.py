@@ -172,5 +172,16 @@ class LocalBackend(Backend):
         except OSError as error:
             raise StorageError(f"cannot delete {path}: {error.strerror}") from error
 
+    def remove_folder(self, path: str) -> bool:
+        try:
+            os.rmdir(self.local_path(path))
+        except FileNotFoundError:
+            return True
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return False
+            raise StorageError(f"cannot delete folder {path}: {error.strerror}") from error
+        return True
+
     def set_times(self, path: str, atime: float, mtime: float) -> None:
         os.utime(self.local_path(path), (atime, mtime), follow_symlinks=False)

@@ -11,6 +11,15 @@ import importlib
 # action -> "module:Class"; imported on first use so a node loads only what it runs.
 ACTIONS = {
     "copy": "tiermover.workflows.copy:CopyWorkflow",
+    "move": "tiermover.workflows.move:MoveWorkflow",
+    "erase": "tiermover.workflows.erase:EraseWorkflow",
+    "scan": "tiermover.workflows.scan:ScanWorkflow",
+    "check_consistency": "tiermover.workflows.check_consistency:CheckConsistencyWorkflow",
+    "cache_cleaning": "tiermover.workflows.cache_cleaning:CacheCleaningWorkflow",
+    "full_backup": "tiermover.workflows.backup:FullBackupWorkflow",
+    "incremental_backup": "tiermover.workflows.backup:IncrementalBackupWorkflow",
+    "restore": "tiermover.workflows.restore:RestoreWorkflow",
+    "speedtest": "tiermover.workflows.speedtest:SpeedtestWorkflow",
 }
 
 

@@ -109,9 +109,18 @@ class ExecutionPlan:
     task_id: int | None = None
     # Catalog records by kind, streamed from the server (see tiermover.node.references).
     catalog: Callable[[str], Iterator[dict]] | None = None
+    # Filter expressions (task callbacks of type filter): a file is selected if all match.
+    filters: list[str] = field(default_factory=list)
+    # Any namespace path -> (backend, path inside it), for storages outside the task's
+    # sources and destinations (the copies check_consistency or restore read).
+    open_path: Callable[[str], tuple[Backend, str]] | None = None
 
 
 class Workflow(ABC):
+    # Items run at once unless the task's option parallel_processing says otherwise:
+    # several streams hide per-file latency (small files, fsync, object storage).
+    default_streams = 4
+
     def __init__(self, plan: ExecutionPlan):
         self.execution = plan
 
@@ -120,4 +129,10 @@ class Workflow(ABC):
         """The work items, in processing order (computed from the sources)."""
 
     @abstractmethod
-    def run(self, item: WorkItem, context: RunContext) -> ItemResult: ...
+    def run(self, item: WorkItem, context: RunContext) -> ItemResult:
+        """One item; may be called from several threads at once for different items."""
+
+    def finish(self, context: RunContext) -> list[CatalogChange]:
+        """After every item succeeded or failed: work that needs them all done first
+        (folder dates, emptied folders). Returns what it changed, for the catalog."""
+        return []

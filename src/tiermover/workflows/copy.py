@@ -11,19 +11,33 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tiermover.storage.base import Entry, StorageError, join
+from tiermover.storage.base import StorageError, join
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
 from tiermover.workflows.base import (
     CatalogChange, ItemResult, RunContext, StorageLocation, WorkItem, Workflow,
 )
+from tiermover.workflows.sources import SourceFile, selected_files, walked_folders
+
 
 @dataclass(frozen=True)
 class CopyJob:
-    source: StorageLocation
-    source_path: str
-    entry: Entry
+    found: SourceFile
     target_path: str  # inside the destination backend
+    # When the data must hash to a known value (a restore reading a backup copy): checked
+    # before the file takes its final name.
+    expected_checksum: str | None = None
 
+    @property
+    def source(self) -> StorageLocation:
+        return self.found.source
+
+    @property
+    def source_path(self) -> str:
+        return self.found.path
+
+    @property
+    def entry(self):
+        return self.found.entry
 
 def renamed_candidate(path: str, attempt: int) -> str:
     """`dir/name.ext` -> `dir/name (1).ext` (conflict_resolution=rename keeps both)."""
@@ -42,27 +56,15 @@ class CopyWorkflow(Workflow):
     def algorithm(self) -> str:
         return self.execution.options.get("file_checksum") or DEFAULT_ALGORITHM
 
-    def plan(self) -> Iterator[WorkItem]:
-        rename_to = self.execution.options.get("rename_to")
-        for index, source in enumerate(self.execution.sources):
-            top = source.backend.stat(source.path)
-            if top is None:
-                raise StorageError(f"source {source.namespace_path} does not exist")
-            landing = (rename_to if rename_to and len(self.execution.sources) == 1
-                       else posixpath.basename(source.path) or source.storage_name)
-            base_target = join(self.destination.path, landing)
-            if top.type == "file":
-                yield self._item(index, source, source.path, top, base_target)
-                continue
-            yield self._item(index, source, source.path, top, base_target)
-            for entry in source.backend.walk(source.path):
-                relative = entry.path[len(source.path):].lstrip("/") if source.path else entry.path
-                yield self._item(index, source, entry.path, entry, join(base_target, relative))
+    @property
+    def flag(self) -> dict[str, bool]:
+        return {name: self.execution.options.get(name, "").lower() in ("1", "true")
+                for name in ("reset_file_date", "reset_folder_date")}
 
-    def _item(self, index: int, source: StorageLocation, path: str, entry: Entry,
-              target: str) -> WorkItem:
-        return WorkItem(key=f"{index}:{path}", size=entry.size,
-                        payload=CopyJob(source, path, entry, target))
+    def plan(self) -> Iterator[WorkItem]:
+        for found in selected_files(self.execution):
+            yield WorkItem(key=found.key, size=found.entry.size,
+                           payload=CopyJob(found, join(self.destination.path, found.landing)))
 
     def run(self, item: WorkItem, context: RunContext) -> ItemResult:
         job: CopyJob = item.payload
@@ -93,12 +95,24 @@ class CopyWorkflow(Workflow):
                 attempt += 1
             target = renamed_candidate(target, attempt)
         checksum = self._copy_file(job, target, replace=policy == "overwrite", context=context)
-        if self.execution.options.get("reset_file_date", "").lower() in ("1", "true"):
+        if self.flag["reset_file_date"]:
             backend.set_times(target, job.entry.atime, job.entry.mtime)
         outcome = "renamed" if target != job.target_path else "done"
         message = (f"{self._namespace(job.target_path)} exists: written as "
                    f"{self._namespace(target)}") if outcome == "renamed" else None
         return self._written(outcome, job, target, checksum, message)
+
+    def finish(self, context: RunContext) -> list[CatalogChange]:
+        if not self.flag["reset_folder_date"]:
+            return []
+        # Only now: writing a file into a folder would move the folder's date again.
+        backend = self.destination.backend
+        for found in walked_folders(self.execution):
+            context.checkpoint()
+            target = join(self.destination.path, found.landing)
+            if backend.stat(target) is not None:  # filters may have left it out
+                backend.set_times(target, found.entry.atime, found.entry.mtime)
+        return []
 
     def _written(self, outcome: str, job: CopyJob, target: str, checksum: str | None,
                  message: str | None = None) -> ItemResult:
@@ -139,8 +153,12 @@ class CopyWorkflow(Workflow):
             after = job.source.backend.stat(job.source_path)
             if after is None or after.size != copied or after.mtime != job.entry.mtime:
                 raise StorageError(
-                    f"{job.source.namespace_path.rstrip('/')}/{job.source_path} changed while it "
+                    f"{job.found.namespace_path} changed while it "
                     "was copied; it will be copied again next run")
+            if job.expected_checksum and hasher.hexdigest() != job.expected_checksum:
+                raise StorageError(
+                    f"{job.found.namespace_path} reads with checksum {hasher.hexdigest()}, not the "
+                    f"recorded {job.expected_checksum}: the stored copy is damaged; nothing written")
             writer.commit(replace=replace)
         except BaseException:
             writer.abort()
