@@ -122,3 +122,33 @@ def test_nul_characters_and_huge_numbers_are_422(api):
     assert response.status_code == 422, response.text
     response = api.post("/tasks", json={"name": "n", **TASK, "progress": 2**70})
     assert response.status_code == 422, response.text
+
+
+def test_combinations_that_make_no_sense_are_refused_on_create_and_update(api):
+    refused = [
+        ({"workflow_type": "active_archive", "workflow_action": "format"}, "workflow_action"),
+        ({"workflow_type": "maintenance", "workflow_action": "format",
+          "source_type": "primary_nas"}, "source_type"),
+        ({"workflow_type": "maintenance", "workflow_action": "erase",
+          "destination_type": "secondary_nas"}, "destination_type"),
+        ({"workflow_type": "maintenance", "workflow_action": "cache_cleaning",
+          "source_type": "secondary_cloud"}, "source_type"),
+        ({"workflow_type": "active_archive", "workflow_action": "full_backup",
+          "source_type": "secondary_tape"}, "source_type"),
+        ({"workflow_type": "active_archive", "workflow_action": "restore",
+          "destination_type": "secondary_tape"}, "destination_type"),
+    ]
+    for fields, attr in refused:
+        response = api.post("/tasks", json={"name": unique("combo"), **fields})
+        assert response.status_code == 422, (fields, response.text)
+        body = response.json()
+        assert list(body["details"]) == [attr] and body["messages"], body
+    # The same rules hold for an update, judged against the task's saved fields.
+    task = create(api, workflow_type="maintenance", workflow_action="scan")
+    response = api.put(f"/tasks/{task['id']}", json={"destination_type": "container"})
+    assert response.status_code == 422 and "destination_type" in response.json()["details"]
+    response = api.put(f"/tasks/{task['id']}", json={"workflow_action": "copy",
+                                                     "workflow_type": "active_archive",
+                                                     "destination_type": "container"})
+    assert response.status_code == 200, response.text
+    assert api.get(f"/tasks/{task['id']}").json()["destination_type"] == "container"

@@ -10,6 +10,7 @@ from tiermover.db.models import Pool, Tape, Task, TaskDestination, TaskExecution
 from tiermover.service.auth import Principal
 from tiermover.service.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
+from tiermover.service.task_rules import check_combination
 from tiermover.service.validation import check_limits
 
 PRIORITY_RANGE = (0, 100)
@@ -115,7 +116,10 @@ def resolve_task(session: Session, principal: Principal, task_ref: str | int) ->
     return matches[0]
 
 
-def _validate(values: dict, creating: bool) -> None:
+COMBINED = ("workflow_type", "workflow_action", "source_type", "destination_type")
+
+
+def _validate(values: dict, creating: bool, task: Task | None = None) -> None:
     failure = ValidationFailed()
     check_limits(Task, values, failure)
     if (creating or "name" in values) and "name" not in failure.details:
@@ -136,6 +140,9 @@ def _validate(values: dict, creating: bool) -> None:
             failure.add("priority", "greater_than_or_equal_to", value=priority, count=low)
         elif priority > high:
             failure.add("priority", "less_than_or_equal_to", value=priority, count=high)
+    combination = {field: values[field] if field in values else getattr(task, field, None)
+                   for field in COMBINED}
+    check_combination(combination, failure)
     failure.raise_if_any()
 
 
@@ -186,7 +193,7 @@ def update_task(session: Session, principal: Principal, task: Task, values: dict
             "reload it and apply the change again"
         )
     values = {k: v for k, v in values.items() if k in WRITABLE}
-    _validate(values, creating=False)
+    _validate(values, creating=False, task=task)
     activation_changed = "activate" in values and bool(values["activate"]) != task.activate
     for key, value in values.items():
         if key == "name":
