@@ -30,8 +30,8 @@ def api(engine):
 def nodes(engine, api):
     started: list[NodeProcess] = []
 
-    def start(*extra: str, name: str | None = None) -> NodeProcess:
-        node = NodeProcess(engine, node_key(api), name or unique("node"), *extra)
+    def start(*extra: str, name: str | None = None, wrapper: tuple[str, ...] = ()) -> NodeProcess:
+        node = NodeProcess(engine, node_key(api), name or unique("node"), *extra, wrapper=wrapper)
         started.append(node)
         node.wait_registered(api)
         return node

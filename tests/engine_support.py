@@ -108,11 +108,13 @@ def node_key(api: httpx.Client) -> str:
 class NodeProcess:
     """A `tiermover worker` in its own process."""
 
-    def __init__(self, server: RunningServer, key: str, name: str, *extra: str):
+    def __init__(self, server: RunningServer, key: str, name: str, *extra: str,
+                 wrapper: tuple[str, ...] = ()):
+        """`wrapper`: a command the worker runs under (e.g. setpriv dropping capabilities)."""
         self.name = name
         log = open(server.data_dir.parent / f"node-{name}.log", "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tiermover", "worker", "--server", server.url, "--api-key", key,
+            [*wrapper, sys.executable, "-m", "tiermover", "worker", "--server", server.url, "--api-key", key,
              "--name", name, "--no-fsync", "--log-level", "warning", *extra],
             stdout=log, stderr=subprocess.STDOUT)
 

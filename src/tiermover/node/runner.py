@@ -95,7 +95,7 @@ def _run_item(workflow: Workflow, item: WorkItem, context: _ItemContext) -> Item
     try:
         return workflow.run(item, context)
     except (StorageError, OSError) as error:
-        return ItemResult("failed", message=f"{_describe(item)}: {error}", warning=True)
+        return ItemResult("failed", message=f"{workflow.describe(item)}: {error}", warning=True)
 
 
 def parallel_streams(workflow: Workflow) -> int:
@@ -208,7 +208,3 @@ def _collect(in_flight: dict[Future, WorkItem], shared: _Shared,
             continue
         _finish_item(shared, item, run)
     return interrupt
-
-
-def _describe(item: WorkItem) -> str:
-    return item.key.split(":", 1)[-1] or "/"

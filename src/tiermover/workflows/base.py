@@ -132,6 +132,11 @@ class Workflow(ABC):
     def run(self, item: WorkItem, context: RunContext) -> ItemResult:
         """One item; may be called from several threads at once for different items."""
 
+    def describe(self, item: WorkItem) -> str:
+        """How log lines name an item: its namespace path when the payload knows it."""
+        found = getattr(item.payload, "found", item.payload)
+        return getattr(found, "namespace_path", None) or item.key.split(":", 1)[-1] or "/"
+
     def finish(self, context: RunContext) -> list[CatalogChange]:
         """After every item succeeded or failed: work that needs them all done first
         (folder dates, emptied folders). Returns what it changed, for the catalog."""

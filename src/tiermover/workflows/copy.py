@@ -151,10 +151,13 @@ class CopyWorkflow(Workflow):
                     copied += len(chunk)
                     context.add_bytes(len(chunk))
             after = job.source.backend.stat(job.source_path)
-            if after is None or after.size != copied or after.mtime != job.entry.mtime:
+            if after is None:
+                raise StorageError(f"{job.found.namespace_path} vanished while it was copied; "
+                                   "nothing was written")
+            if after.size != copied or after.mtime != job.entry.mtime:
                 raise StorageError(
-                    f"{job.found.namespace_path} changed while it "
-                    "was copied; it will be copied again next run")
+                    f"{job.found.namespace_path} changed while it was copied; nothing was "
+                    "written, it will be copied again next run")
             if job.expected_checksum and hasher.hexdigest() != job.expected_checksum:
                 raise StorageError(
                     f"{job.found.namespace_path} reads with checksum {hasher.hexdigest()}, not the "
