@@ -20,6 +20,7 @@ ACTIONS = {
     "incremental_backup": "tiermover.workflows.backup:IncrementalBackupWorkflow",
     "restore": "tiermover.workflows.restore:RestoreWorkflow",
     "speedtest": "tiermover.workflows.speedtest:SpeedtestWorkflow",
+    "duplication": "tiermover.workflows.duplication:DuplicationWorkflow",
 }
 
 
