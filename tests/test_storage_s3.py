@@ -158,12 +158,15 @@ def test_commit_without_replace_keeps_an_object_that_appeared_meanwhile(s3):
     assert read(s3, "z.txt") == b"replaced"
 
 
-def test_remove_and_makedirs(s3):
+def test_remove_and_folders(s3):
     s3.makedirs("brand/new/folder")  # no folders to create on object storage
     assert s3.stat("brand") is None
     s3.remove("a/one.txt")
     s3.remove("a/one.txt")  # already gone: nothing to do
     assert s3.stat("a/one.txt") is None and s3.stat("a/b/two.txt") is not None
+    assert not s3.remove_folder("a")  # a/b/two.txt is still in it
+    s3.remove("a/b/two.txt")
+    assert s3.remove_folder("a") and s3.stat("a") is None
 
 
 def test_set_times_keeps_dates_in_rclone_compatible_metadata(s3_server, s3, bucket):
@@ -176,6 +179,8 @@ def test_set_times_keeps_dates_in_rclone_compatible_metadata(s3_server, s3, buck
     assert (s3_server.root / bucket / "a" / "one.txt").stat().st_mtime == 1_600_000_000.5
     with pytest.raises(StorageError, match="no such object"):
         s3.set_times("a/none.txt", 1, 1)
+    s3.set_times("a/b", 1, 1)  # a folder is a prefix: no dates of its own to set
+    assert s3.stat("a/b").type == "folder"
 
 
 def test_large_objects_go_up_in_parts(s3_server, bucket, proxied, faults):

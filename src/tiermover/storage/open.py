@@ -2,7 +2,7 @@
 
 - `{"kind": "local", "root": ...}`: containers and NAS shares.
 - `{"kind": "s3", "endpoint", "region", "access_key", "secret_key", "bucket", "prefix"}`:
-  cloud buckets (optional tuning: "part_size", "upload_concurrency", "max_attempts").
+  cloud buckets (optional tuning: see S3_TUNING).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import time
 from tiermover.storage.base import Backend, StorageError
 from tiermover.storage.local import LocalBackend
 
-S3_TUNING = ("part_size", "upload_concurrency", "max_attempts")
+S3_TUNING = {"part_size": int, "upload_concurrency": int, "max_attempts": int,
+             "initial_backoff": float, "connect_timeout": float, "read_timeout": float,
+             "timeout": float}
 # How long a bucket check holds, and how long a first check may keep the caller waiting
 # (the node refreshes its storages every second and must not stall on a dead endpoint).
 REACHABLE_FOR = 30.0
@@ -29,7 +31,7 @@ def open_backend(descriptor: dict, fsync: bool = True) -> Backend:
     if kind == "s3":
         from tiermover.storage.s3 import S3Backend  # only nodes that serve buckets load it
 
-        tuning = {name: int(descriptor[name]) for name in S3_TUNING
+        tuning = {name: kind(descriptor[name]) for name, kind in S3_TUNING.items()
                   if descriptor.get(name) is not None}
         return S3Backend(descriptor.get("endpoint"), descriptor.get("region"),
                          descriptor.get("access_key") or "", descriptor.get("secret_key") or "",

@@ -139,9 +139,11 @@ class S3Backend(Backend):
                  upload_concurrency: int = DEFAULT_UPLOAD_CONCURRENCY,
                  max_attempts: int = DEFAULT_ATTEMPTS, initial_backoff: float = 0.1,
                  max_backoff: float = 15.0, connect_timeout: float = 5.0,
-                 read_timeout: float = 120.0):
+                 read_timeout: float = 120.0, timeout: float = 24 * 3600.0):
         if not bucket or "/" in bucket:
             raise StorageError(f"invalid bucket name {bucket!r}")
+        if access_key and not secret_key:
+            raise StorageError(f"s3://{bucket}: the connector has an access key but no secret key")
         self.bucket = bucket
         self.region = region or DEFAULT_REGION
         self.endpoint = (endpoint or f"https://s3.{self.region}.amazonaws.com").rstrip("/")
@@ -154,16 +156,20 @@ class S3Backend(Backend):
         self.max_attempts = max(1, max_attempts)
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
+        # Without keys, requests go unsigned (a public bucket) rather than looking for
+        # credentials in the node's environment or an instance metadata service.
+        keys = ({"access_key_id": access_key, "secret_access_key": secret_key} if access_key
+                else {"skip_signature": True})
         self.store = S3Store(
-            bucket, endpoint=self.endpoint, region=self.region, access_key_id=access_key,
-            secret_access_key=secret_key, virtual_hosted_style_request=False,
+            bucket, endpoint=self.endpoint, region=self.region, virtual_hosted_style_request=False,
+            **keys,
             client_options={
                 "allow_http": self.endpoint.startswith("http://"),
                 "connect_timeout": timedelta(seconds=connect_timeout),
                 # Stalled transfers are caught by the read timeout (and retried); the
                 # overall timeout only has to outlast the longest honest transfer.
                 "read_timeout": timedelta(seconds=read_timeout),
-                "timeout": timedelta(hours=24),
+                "timeout": timedelta(seconds=timeout),
             },
             retry_config={
                 "max_retries": self.max_attempts - 1,
@@ -172,8 +178,9 @@ class S3Backend(Backend):
                 "retry_timeout": timedelta(minutes=5),
             },
         )
-        self._auth = AWS4Auth(access_key, secret_key, self.region, "s3")
-        self._http = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
+        self._auth = AWS4Auth(access_key, secret_key, self.region, "s3") if access_key else None
+        self._http = httpx.Client(timeout=httpx.Timeout(min(read_timeout, timeout),
+                                                        connect=connect_timeout))
 
     # --- keys -----------------------------------------------------------------------------
     def key(self, path: str) -> str:
@@ -323,12 +330,25 @@ class S3Backend(Backend):
         except (BaseError, OSError) as error:
             raise self._failure(error, key, "deleting it") from error
 
+    def remove_folder(self, path: str) -> bool:
+        """A folder is gone with its last object: True when nothing is left under it."""
+        key = self.key(path)
+        try:
+            stream = obstore.list(self.store, prefix=key or None, chunk_size=1)
+            return next(iter(stream), None) is None
+        except (BaseError, OSError) as error:
+            raise self._failure(error, key, "listing it") from error
+
     def set_times(self, path: str, atime: float, mtime: float) -> None:
-        """Rewrite the object's metadata in place (a server-side copy onto itself)."""
+        """Rewrite the object's metadata in place (a server-side copy onto itself).
+        Folders are prefixes, without dates to set."""
         key = self.key(path)
         try:
             current = obstore.get(self.store, key, options={"head": True})
         except (NotFoundError, FileNotFoundError) as error:
+            entry = self.stat(path)
+            if entry is not None and entry.type == "folder":
+                return
             raise StorageError(f"{self.uri(key)}: no such object") from error
         except (BaseError, OSError) as error:
             raise self._failure(error, key, "reading its attributes") from error
@@ -376,14 +396,24 @@ class S3Backend(Backend):
     def close(self) -> None:
         self._http.close()
 
-    def bucket_reachable(self, timeout: float = 2.0) -> bool:
-        """Whether the endpoint answers and these keys may use the bucket (one HEAD)."""
+    def bucket_problem(self, timeout: float = 2.0) -> str | None:
+        """Why the bucket cannot be used (one HEAD of the bucket), or None when it can."""
+        where = f"s3://{self.bucket} at {self.endpoint}"
         try:
             response = self._http.head(f"{self.endpoint}/{quote(self.bucket)}", auth=self._auth,
                                        timeout=timeout)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+        except httpx.HTTPError as error:
+            return f"{where}: no answer ({type(error).__name__})"
+        if response.status_code == 200:
+            return None
+        if response.status_code in (401, 403):
+            return f"{where}: access denied (check the connector's keys)"
+        if response.status_code == 404:
+            return f"{where}: no such bucket"
+        return f"{where}: HTTP {response.status_code}"
+
+    def bucket_reachable(self, timeout: float = 2.0) -> bool:
+        return self.bucket_problem(timeout) is None
 
 
 class _ObjectReader(io.RawIOBase):
