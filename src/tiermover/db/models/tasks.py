@@ -82,6 +82,9 @@ class TaskSource(Base):
     nas_share_id: Mapped[int | None] = mapped_column(
         ForeignKey("nas_shares.id", ondelete="SET NULL")
     )
+    cloud_bucket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cloud_buckets.id", ondelete="SET NULL")
+    )
     range_start: Mapped[int | None] = mapped_column(BigInteger)
     range_end: Mapped[int | None] = mapped_column(BigInteger)
     import_file_id: Mapped[int | None] = mapped_column(
@@ -107,6 +110,9 @@ class TaskDestination(Base):
     )
     nas_share_id: Mapped[int | None] = mapped_column(
         ForeignKey("nas_shares.id", ondelete="SET NULL")
+    )
+    cloud_bucket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cloud_buckets.id", ondelete="SET NULL")
     )
     tape_id: Mapped[int | None] = mapped_column(
         ForeignKey("tapes.id", ondelete="SET NULL"), index=True
