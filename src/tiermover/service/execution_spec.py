@@ -1,24 +1,46 @@
 """What a node receives: the storages it may serve, and the spec of an execution.
 
-A storage reaches the node as a backend descriptor (`tiermover.storage.open`): for local
-and NAS paths `{"kind": "local", "root": ...}`. The node opens its own backend from it, so
-the server never needs to reach the data itself.
+A storage reaches the node as a backend descriptor (`tiermover.storage.open`): for
+containers and NAS shares `{"kind": "local", "root": ...}`, for cloud buckets
+`{"kind": "s3", "endpoint", "region", "access_key", "secret_key", "bucket", "prefix"}`.
+The node opens its own backend from it, so the server never needs to reach the data.
+
+A destination pool of NAS shares or cloud buckets spreads its writes over its members:
+each execution writes to one member, chosen when a node first claims it (the share with
+the most free space, the bucket holding the fewest bytes, among those the node reaches)
+and kept for the execution's later attempts, which must find the files already written.
 """
 
 from __future__ import annotations
+
+import json
+import os
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import (
-    Container, NasShare, Task, TaskCallback, TaskDestination, TaskExecution, TaskOption,
-    TaskSource,
+    CloudBucket, CloudConnector, Container, ExecutionStorage, NasShare, Node, Pool, Task,
+    TaskCallback, TaskDestination, TaskExecution, TaskOption, TaskSource,
 )
 from tiermover.service.execution_state import finished_keys
 
 
 def local_backend(root: str) -> dict:
     return {"kind": "local", "root": root}
+
+
+def bucket_backend(connector: CloudConnector | None, bucket: CloudBucket) -> dict:
+    """How to reach a bucket: its connector's endpoint and keys, and its name."""
+    return {"kind": "s3", "endpoint": connector.url if connector else None,
+            "region": connector.region if connector else None,
+            "access_key": connector.access_key if connector else None,
+            "secret_key": connector.secret_key if connector else None,
+            "bucket": bucket.name, "prefix": ""}
+
+
+def _bucket_backend(session: Session, bucket: CloudBucket) -> dict:
+    return bucket_backend(session.get(CloudConnector, bucket.cloud_connector_id), bucket)
 
 
 def known_storages(session: Session) -> list[dict]:
@@ -29,24 +51,107 @@ def known_storages(session: Session) -> list[dict]:
     storages += [{"key": f"nas_share:{s.id}", "kind": "nas_share", "name": s.name,
                   "root": s.path, "backend": local_backend(s.path)}
                  for s in session.scalars(select(NasShare))]
+    connectors = {c.id: c for c in session.scalars(select(CloudConnector))}
+    storages += [{"key": f"cloud_bucket:{b.id}", "kind": "cloud_bucket", "name": b.name,
+                  "root": None, "backend": bucket_backend(connectors.get(b.cloud_connector_id), b)}
+                 for b in session.scalars(select(CloudBucket))]
     return storages
+
+
+def _storage_location(session: Session, kind: str, storage, path: str) -> dict:
+    inside = path.strip("/").split("/", 1)[1] if "/" in path.strip("/") else ""
+    if kind == "container":
+        backend = local_backend(storage.root_path)
+    elif kind == "nas_share":
+        backend = local_backend(storage.path)
+    else:
+        backend = _bucket_backend(session, storage)
+    return {"namespace_path": path, "storage_key": f"{kind}:{storage.id}",
+            "storage_name": storage.name, "backend": backend, "path": inside}
 
 
 def _location(session: Session, part, path_attr: str) -> dict | None:
     path = getattr(part, path_attr)
-    if part.container_id:
-        storage, kind = session.get(Container, part.container_id), "container"
-        root = storage.root_path if storage else None
-    elif part.nas_share_id:
-        storage, kind = session.get(NasShare, part.nas_share_id), "nas_share"
-        root = storage.path if storage else None
-    else:
+    for kind, model, storage_id in (("container", Container, part.container_id),
+                                    ("nas_share", NasShare, part.nas_share_id),
+                                    ("cloud_bucket", CloudBucket, part.cloud_bucket_id)):
+        if storage_id:
+            storage = session.get(model, storage_id)
+            if storage is None or path is None:
+                return None
+            return _storage_location(session, kind, storage, path)
+    return None
+
+
+# --- destination pools ----------------------------------------------------------------------
+
+POOL_MEMBERS = {"nas": ("nas_share", NasShare), "cloud": ("cloud_bucket", CloudBucket)}
+
+
+def _free_bytes(share: NasShare) -> int | None:
+    """Free space under a share's path, when the server sees it (else None)."""
+    try:
+        info = os.statvfs(share.path)
+    except OSError:
         return None
-    if storage is None or path is None:
+    return info.f_bavail * info.f_frsize
+
+
+def choose_pool_member(session: Session, pool: Pool, reachable: set[str] | None = None):
+    """The member of a NAS or cloud pool the next writes go to, or None (no member, or a
+    pool of tapes). Among the members in `reachable` (storage keys) when any is.
+
+    NAS: the share with the most free space (statvfs, where the server sees the path;
+    when it sees none, the first share). Cloud: the bucket holding the fewest bytes.
+    """
+    if pool.content not in POOL_MEMBERS:
         return None
-    inside = path.strip("/").split("/", 1)[1] if "/" in path.strip("/") else ""
-    return {"namespace_path": path, "storage_key": f"{kind}:{storage.id}",
-            "storage_name": storage.name, "backend": local_backend(root), "path": inside}
+    kind, model = POOL_MEMBERS[pool.content]
+    members = list(session.scalars(select(model).where(model.pool_id == pool.id)
+                                   .order_by(model.id)))
+    if reachable:
+        members = [m for m in members if f"{kind}:{m.id}" in reachable] or members
+    if not members:
+        return None
+    if model is CloudBucket:
+        return min(members, key=lambda bucket: (bucket.file_size_sum or 0, bucket.id))
+    free = [(space, -share.id, share) for share in members
+            if (space := _free_bytes(share)) is not None]
+    return max(free)[2] if free else members[0]
+
+
+def _pool_location(session: Session, execution: TaskExecution, pool: Pool) -> dict | None:
+    """The member this execution writes to: the one chosen by an earlier attempt, else a
+    new choice, remembered as a storage the execution needs (later attempts go to nodes
+    that reach it)."""
+    if pool.content not in POOL_MEMBERS:
+        return None
+    kind, model = POOL_MEMBERS[pool.content]
+    members = {f"{kind}:{member_id}": member_id for member_id in
+               session.scalars(select(model.id).where(model.pool_id == pool.id))}
+    chosen_key = session.scalar(
+        select(ExecutionStorage.storage_key)
+        .where(ExecutionStorage.execution_id == execution.id,
+               ExecutionStorage.storage_key.in_(list(members) or [""])).limit(1))
+    member = session.get(model, members[chosen_key]) if chosen_key else None
+    if member is None:
+        node = session.get(Node, execution.node_id) if execution.node_id else None
+        reachable = set(json.loads(node.storages or "[]")) if node else None
+        member = choose_pool_member(session, pool, reachable)
+        if member is None:
+            return None
+        session.add(ExecutionStorage(execution_id=execution.id,
+                                     storage_key=f"{kind}:{member.id}"))
+        session.flush()
+    return _storage_location(session, kind, member, "/" + member.name)
+
+
+def _destination(session: Session, execution: TaskExecution,
+                 destination: TaskDestination) -> dict | None:
+    if destination.pool_id and not destination.folder_path:
+        pool = session.get(Pool, destination.pool_id)
+        return _pool_location(session, execution, pool) if pool else None
+    return _location(session, destination, "folder_path")
 
 
 def execution_spec(session: Session, execution: TaskExecution) -> dict:
@@ -55,7 +160,7 @@ def execution_spec(session: Session, execution: TaskExecution) -> dict:
     sources = [_location(session, s, "file_path") for s in
                session.scalars(select(TaskSource).where(TaskSource.task_id == task.id)
                                .order_by(TaskSource.id))]
-    destinations = [_location(session, d, "folder_path") for d in
+    destinations = [_destination(session, execution, d) for d in
                     session.scalars(select(TaskDestination).where(TaskDestination.task_id == task.id)
                                     .order_by(TaskDestination.id))]
     options = {o.type: o.value for o in

@@ -40,7 +40,8 @@ def log_page(session: Session, execution_id: str, offset: int, limit: int) -> li
 
 
 def required_storages(session: Session, task: Task) -> list[str]:
-    """Storage keys ("container:3", "nas_share:7") the task's sources and destinations use."""
+    """Storage keys ("container:3", "nas_share:7", "cloud_bucket:2") the task's sources and
+    destinations use."""
     keys: set[str] = set()
     for model in (TaskSource, TaskDestination):
         for part in session.scalars(select(model).where(model.task_id == task.id)):
@@ -48,6 +49,8 @@ def required_storages(session: Session, task: Task) -> list[str]:
                 keys.add(f"container:{part.container_id}")
             if part.nas_share_id:
                 keys.add(f"nas_share:{part.nas_share_id}")
+            if part.cloud_bucket_id:
+                keys.add(f"cloud_bucket:{part.cloud_bucket_id}")
     return sorted(keys)
 
 

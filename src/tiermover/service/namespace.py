@@ -1,8 +1,14 @@
-"""The one namespace of task paths: `/<container or share name>/<path inside it>`.
+"""The one namespace of task paths: `/<storage name>/<path inside it>`, where the storage
+is a container, a NAS share or a cloud bucket.
 
 Containers live under the server's containers root; NAS shares at the directory the
-nodes reach. Nothing may escape its root: `..`, absolute tricks and symlinks that lead
-outside are refused, at create time here and again at run time by the nodes.
+nodes reach; cloud buckets behind their connector's S3 endpoint. Nothing may escape its
+root: `..`, absolute tricks and symlinks that lead outside are refused, at create time
+here and again at run time by the nodes.
+
+A name must lead to one storage. Container and share names are unique among both, but a
+bucket may share its name with a container, a share or a bucket of another connector:
+such a name is refused as ambiguous (422) rather than guessed.
 """
 
 from __future__ import annotations
@@ -14,16 +20,25 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tiermover.db.models import Container, NasShare
+from tiermover.db.models import CloudBucket, CloudConnector, Container, NasShare
 from tiermover.service.errors import ValidationFailed
+from tiermover.storage.base import Entry, StorageError
+
+Storage = Container | NasShare | CloudBucket
+KIND_LABELS = {"container": "container", "nas_share": "NAS share", "cloud_bucket": "cloud bucket"}
+# Create-time checks of a bucket path must answer quickly, even from a dead endpoint.
+BUCKET_CHECK = {"max_attempts": 2, "connect_timeout": 2.0, "read_timeout": 5.0,
+                "timeout": 10.0, "initial_backoff": 0.2}
 
 
 @dataclass(frozen=True)
 class Location:
-    kind: str  # "container" | "nas_share"
-    storage: Container | NasShare
+    kind: str  # "container" | "nas_share" | "cloud_bucket"
+    storage: Storage
     relative: str  # '' for the root itself; never starts with '/'
-    root: Path
+    root: Path | None  # the directory of a container or share; None for a bucket
+    # What a bucket path holds (seen through S3 at resolve time), None when absent.
+    entry: Entry | None = None
 
     @property
     def storage_name(self) -> str:
@@ -31,6 +46,8 @@ class Location:
 
     @property
     def local_path(self) -> Path:
+        if self.root is None:
+            raise ValueError(f"{self.namespace_path} is in a cloud bucket, not on a file system")
         return self.root / self.relative if self.relative else self.root
 
     @property
@@ -42,10 +59,15 @@ class Location:
         """The Nodeum task source/destination type of this storage."""
         if self.kind == "container":
             return "container"
-        return "secondary_nas" if self.storage.pool_id else "primary_nas"
+        secondary = self.storage.pool_id is not None
+        if self.kind == "cloud_bucket":
+            return "secondary_cloud" if secondary else "primary_cloud"
+        return "secondary_nas" if secondary else "primary_nas"
 
 
-def storage_root(kind: str, storage: Container | NasShare) -> Path:
+def storage_root(kind: str, storage: Storage) -> Path | None:
+    if kind == "cloud_bucket":
+        return None
     return Path(storage.root_path if kind == "container" else storage.path)
 
 
@@ -54,24 +76,33 @@ def split_namespace_path(path: str, attr: str) -> tuple[str, str]:
     if not isinstance(path, str) or not path.strip():
         raise ValidationFailed.on(attr, "blank")
     if not path.startswith("/"):
-        raise ValidationFailed.on(attr, "invalid", "must start with /<container or share name>/",
+        raise ValidationFailed.on(attr, "invalid", "must start with /<storage name>/",
                                   value=path)
     parts = [p for p in PurePosixPath(path).parts[1:] if p not in ("", ".")]
     if any(p == ".." for p in parts) or "\x00" in path:
         raise ValidationFailed.on(attr, "escapes_root", value=path)
     if not parts:
-        raise ValidationFailed.on(attr, "invalid", "must name a container or NAS share", value=path)
+        raise ValidationFailed.on(attr, "invalid", "must name a container, NAS share or cloud "
+                                  "bucket", value=path)
     return parts[0], "/".join(parts[1:])
 
 
-def find_storage(session: Session, name: str) -> tuple[str, Container | NasShare] | None:
-    container = session.scalar(select(Container).where(Container.name == name))
-    if container is not None:
-        return "container", container
-    share = session.scalar(select(NasShare).where(NasShare.name == name))
-    if share is not None:
-        return "nas_share", share
-    return None
+def storages_named(session: Session, name: str) -> list[tuple[str, Storage]]:
+    """Every storage called `name`: one normally, several when a bucket shares it."""
+    found: list[tuple[str, Storage]] = []
+    for kind, model in (("container", Container), ("nas_share", NasShare),
+                        ("cloud_bucket", CloudBucket)):
+        found += [(kind, row) for row in
+                  session.scalars(select(model).where(model.name == name).order_by(model.id)
+                                  .limit(2))]
+    return found
+
+
+def find_storage(session: Session, name: str) -> tuple[str, Storage] | None:
+    """The one storage called `name`; None when there is none, or several (an ambiguous
+    name leads nowhere rather than to a guess)."""
+    found = storages_named(session, name)
+    return found[0] if len(found) == 1 else None
 
 
 def _inside(root: Path, candidate: Path) -> bool:
@@ -82,6 +113,18 @@ def _inside(root: Path, candidate: Path) -> bool:
         return False
 
 
+def _only_storage(session: Session, name: str, path: str, attr: str) -> tuple[str, Storage]:
+    found = storages_named(session, name)
+    if not found:
+        raise ValidationFailed.on(attr, "not_found", f"names no container, NAS share or cloud "
+                                  f"bucket called '{name}'", value=path)
+    if len(found) > 1:
+        which = ", ".join(f"{KIND_LABELS[kind]} {storage.id}" for kind, storage in found)
+        raise ValidationFailed.on(attr, "ambiguous", f"starts with '{name}', the name of several "
+                                  f"storages ({which}): rename one of them", value=path)
+    return found[0]
+
+
 def resolve(session: Session, path: str, attr: str, must_exist: bool) -> Location:
     """Resolve a namespace path to its storage, checking it stays inside its root.
 
@@ -90,11 +133,9 @@ def resolve(session: Session, path: str, attr: str, must_exist: bool) -> Locatio
     folder: missing folders below the root are created when the task runs).
     """
     name, relative = split_namespace_path(path, attr)
-    found = find_storage(session, name)
-    if found is None:
-        raise ValidationFailed.on(attr, "not_found",
-                                  f"names no container or NAS share called '{name}'", value=path)
-    kind, storage = found
+    kind, storage = _only_storage(session, name, path, attr)
+    if kind == "cloud_bucket":
+        return _resolve_in_bucket(session, storage, relative, path, attr, must_exist)
     root = storage_root(kind, storage)
     if not root.is_dir():
         raise ValidationFailed.on(attr, "invalid",
@@ -112,3 +153,28 @@ def resolve(session: Session, path: str, attr: str, must_exist: bool) -> Locatio
     if must_exist and not _inside(real_root, target.resolve()):
         raise ValidationFailed.on(attr, "escapes_root", value=path)
     return Location(kind=kind, storage=storage, relative=relative, root=root)
+
+
+def _resolve_in_bucket(session: Session, bucket: CloudBucket, relative: str, path: str,
+                       attr: str, must_exist: bool) -> Location:
+    """Ask the bucket itself (briefly) whether the path is there: an object or a prefix."""
+    # Imported here: execution_spec depends on the catalog, which depends on this module.
+    from tiermover.service.execution_spec import bucket_backend
+    from tiermover.storage.open import open_backend
+
+    connector = session.get(CloudConnector, bucket.cloud_connector_id)
+    backend = open_backend({**bucket_backend(connector, bucket), **BUCKET_CHECK})
+    try:
+        problem = backend.bucket_problem()
+        entry = backend.stat(relative) if problem is None else None
+    except StorageError as error:
+        problem = str(error)
+    finally:
+        backend.close()
+    if problem is not None:
+        raise ValidationFailed.on(attr, "invalid", f"is on cloud bucket '{bucket.name}', which "
+                                  f"cannot be reached: {problem}", value=path)
+    if must_exist and entry is None:
+        raise ValidationFailed.on(attr, "not_found", "does not exist", value=path)
+    return Location(kind="cloud_bucket", storage=bucket, relative=relative, root=None,
+                    entry=entry)

@@ -4,8 +4,8 @@ A source names exactly one of a file or folder (file_id | file_path), an importe
 (import_file_id | import_file_path), a tape (tape_id | tape_barcode) or a pool
 (pool_id | pool_name); a destination one of a folder, a tape or a pool. The id and the
 natural key of one reference may both be given if they agree. Paths are namespace paths
-(`/<container or share>/<path>`) checked against their storage root; existing ones are
-registered in the catalog. An update that names any reference replaces the reference.
+(`/<container, share or bucket>/<path>`) checked against their storage root; existing ones
+are registered in the catalog. An update that names any reference replaces the reference.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import (
-    CatalogFile, Container, ImportFile, NasShare, Pool, Tape, Task, TaskDestination, TaskSource,
+    CatalogFile, CloudBucket, Container, ImportFile, NasShare, Pool, Tape, Task, TaskDestination,
+    TaskSource,
 )
 from tiermover.service import catalog, namespace
 from tiermover.service.errors import ValidationFailed
@@ -90,6 +91,7 @@ class Reference:
     path: str | None = None
     container_id: int | None = None
     nas_share_id: int | None = None
+    cloud_bucket_id: int | None = None
     import_file: ImportFile | None = None
     tape: Tape | None = None
     pool: Pool | None = None
@@ -134,14 +136,34 @@ def _pick(session: Session, values: dict, model, key_column, id_attr: str, key_a
     return _agree(by_id, by_key, id_attr, key_attr)
 
 
-def _storage_of(session: Session, entry: CatalogFile, attr: str) -> tuple[int | None, int | None]:
-    model = Container if entry.storage_kind == "container" else NasShare
-    if session.get(model, entry.storage_id) is None:
+STORAGE_MODELS = {"container": Container, "nas_share": NasShare, "cloud_bucket": CloudBucket}
+
+
+def _set_storage(reference: Reference, kind: str, storage_id: int) -> None:
+    reference.container_id = storage_id if kind == "container" else None
+    reference.nas_share_id = storage_id if kind == "nas_share" else None
+    reference.cloud_bucket_id = storage_id if kind == "cloud_bucket" else None
+
+
+def _storage_of(session: Session, entry: CatalogFile, attr: str, reference: Reference) -> None:
+    model = STORAGE_MODELS.get(entry.storage_kind)
+    if model is None or session.get(model, entry.storage_id) is None:
         raise ValidationFailed.on(attr, "invalid", "is on a storage that no longer exists",
                                   value=str(entry.id))
-    if entry.storage_kind == "container":
-        return entry.storage_id, None
-    return None, entry.storage_id
+    _set_storage(reference, entry.storage_kind, entry.storage_id)
+
+
+def _register(session: Session, location: namespace.Location) -> CatalogFile | None:
+    """The catalog entry of an existing path. A bucket path was seen through S3 when it
+    was resolved: its attributes come from there (the server has no file to stat)."""
+    if location.kind != "cloud_bucket":
+        return catalog.register(session, location)
+    if location.entry is None:
+        return None
+    entry = location.entry
+    return catalog.record(session, location, {
+        "type": entry.type, "size": entry.size, "mode": entry.mode, "uid": entry.uid,
+        "gid": entry.gid, "mtime": entry.mtime, "atime": entry.atime, "ctime": entry.ctime})
 
 
 def _resolve_path(session: Session, values: dict, id_attr: str, path_attr: str,
@@ -155,19 +177,16 @@ def _resolve_path(session: Session, values: dict, id_attr: str, path_attr: str,
     if values.get(path_attr) is not None:
         location = namespace.resolve(session, values[path_attr], path_attr,
                                      must_exist=not is_folder)
-        by_path = catalog.register(session, location)
+        by_path = _register(session, location)
         reference.path = location.namespace_path
-        if location.kind == "container":
-            reference.container_id = location.storage.id
-        else:
-            reference.nas_share_id = location.storage.id
+        _set_storage(reference, location.kind, location.storage.id)
         if by_id is not None and (by_path is None or by_path.id != by_id.id):
             raise ValidationFailed.on(path_attr, "invalid", f"names another file than {id_attr}")
     entry = by_path or by_id
     if entry is not None:
         if by_path is None:
             reference.path = entry.file_path
-            reference.container_id, reference.nas_share_id = _storage_of(session, entry, id_attr)
+            _storage_of(session, entry, id_attr, reference)
         if is_folder and entry.type != "folder":
             attr = path_attr if values.get(path_attr) is not None else id_attr
             raise ValidationFailed.on(attr, "invalid", "is a file, not a folder",
@@ -235,6 +254,7 @@ def _range(values: dict) -> tuple[int | None, int | None]:
 def _set_reference(part, reference: Reference) -> None:
     part.container_id = reference.container_id
     part.nas_share_id = reference.nas_share_id
+    part.cloud_bucket_id = reference.cloud_bucket_id
     part.tape_id = reference.tape.id if reference.tape else None
     part.pool_id = reference.pool.id if reference.pool else None
 

@@ -17,7 +17,7 @@ from tiermover.service.errors import ValidationFailed
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
 from tiermover.service.validation import check_limits
 from tiermover.service.storage.common import (
-    assign, clean_name, column_taken, flush, lookup,
+    assign, clean_name, column_taken, flush, forget_catalog, lookup,
 )
 
 CONNECTOR_ATTRS = {
@@ -129,6 +129,7 @@ def update_connector(session: Session, connector: CloudConnector, values: dict) 
 
 
 def delete_connector(session: Session, connector: CloudConnector) -> None:
+    forget_catalog(session, "cloud_bucket", [b.id for b in connector_buckets(session, connector)])
     session.delete(connector)  # its buckets go with it (ON DELETE CASCADE)
     session.flush()
 
@@ -194,6 +195,7 @@ def update_bucket(session: Session, bucket: CloudBucket, values: dict) -> CloudB
 
 
 def delete_bucket(session: Session, bucket: CloudBucket) -> None:
+    forget_catalog(session, "cloud_bucket", [bucket.id])
     session.delete(bucket)
     session.flush()
 
