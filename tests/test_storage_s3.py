@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 
@@ -296,12 +297,29 @@ def test_descriptors_open_s3_backends(s3_server, s3, bucket):
     assert read(backend, "one.txt") == b"1"
 
 
-def test_reachable_checks_endpoint_keys_and_bucket(s3_server, bucket):
+def test_bucket_problems_say_what_is_wrong(s3_server, bucket):
     from conftest import free_port
 
-    assert reachable(s3_server.descriptor(bucket))
-    assert not reachable(s3_server.descriptor("no-such-bucket"))
-    assert not reachable({**s3_server.descriptor(bucket), "secret_key": "wrong"})
+    def problem(descriptor: dict) -> str | None:
+        backend = open_backend(descriptor)
+        try:
+            return backend.bucket_problem()
+        finally:
+            backend.close()
+
+    assert problem(s3_server.descriptor(bucket)) is None
+    assert problem(s3_server.descriptor("no-such-bucket")).endswith("no such bucket")
+    assert "access denied" in problem({**s3_server.descriptor(bucket), "secret_key": "wrong"})
     nobody_listens = f"http://127.0.0.1:{free_port()}"
-    assert not reachable(s3_server.descriptor(bucket, url=nobody_listens))
-    assert not reachable({"kind": "s3"})
+    assert "no answer" in problem(s3_server.descriptor(bucket, url=nobody_listens))
+
+
+def test_reachable_answers_from_a_background_check(s3_server, bucket):
+    descriptor = s3_server.descriptor(bucket)
+    # The first call waits briefly for the check; on a busy machine the answer may come
+    # with a later call (the node asks every second).
+    deadline = time.monotonic() + 10
+    while not reachable(descriptor) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert reachable(descriptor)
+    assert not reachable({"kind": "s3"})  # nothing to reach
