@@ -10,13 +10,15 @@ from conftest import sdk_client, unique
 from engine_fixtures import *  # noqa: F403 - engine, api, nodes, storage, action_task
 from engine_fixtures import action_task
 from engine_support import act, latest_execution, logs, make_tree, tree_digest, wait_task
-from s3_support import ACCESS_KEY, REGION, SECRET_KEY, fault_proxy, s3_server  # noqa: F401
+from s3_support import ACCESS_KEY, REGION, SECRET_KEY
+from s3_support import fault_proxy, s3_server  # noqa: F401 - fixtures, used by name
 from tiermover.storage.open import open_backend
 
 MiB = 1024 * 1024
 
 
-def register_bucket(api, s3_server, url: str | None = None, name: str | None = None) -> dict:  # noqa: F811
+def register_bucket(api, s3_server, url: str | None = None,
+                    name: str | None = None) -> dict:
     """A bucket on the S3 server, registered under a new cloud connector."""
     name = s3_server.make_bucket(name)
     connector = api.post("/cloud_connectors", json={
@@ -46,7 +48,7 @@ def mtimes(root) -> dict[str, float]:
 
 
 def test_a_tree_goes_to_a_bucket_and_comes_back_identical(api, nodes, storage,
-                                                          s3_server):  # noqa: F811
+                                                          s3_server):
     source, source_root, destination, destination_root = storage
     tree = make_tree(source_root / "tree", files=12, size=30_000)
     (tree / "dir1" / "large.bin").write_bytes(os.urandom(9 * MiB))  # uploaded in parts
@@ -84,7 +86,7 @@ def test_a_tree_goes_to_a_bucket_and_comes_back_identical(api, nodes, storage,
 
 
 def test_a_failing_endpoint_fails_only_its_file_and_leaves_no_object(api, nodes, storage,
-                                                                     s3_server, fault_proxy):  # noqa: F811
+                                                                     s3_server, fault_proxy):
     source, source_root, _, _ = storage
     tree = make_tree(source_root / "tree", files=6, size=5_000, folders=1)
     bucket = register_bucket(api, s3_server, url=fault_proxy.url)
@@ -108,7 +110,7 @@ def test_a_failing_endpoint_fails_only_its_file_and_leaves_no_object(api, nodes,
 
 
 def test_a_cloud_pool_destination_writes_to_the_emptiest_bucket(api, engine, nodes, storage,
-                                                                s3_server):  # noqa: F811
+                                                                s3_server):
     source, source_root, _, _ = storage
     tree = make_tree(source_root / "tree", files=4, size=1_000)
     first, second = register_bucket(api, s3_server), register_bucket(api, s3_server)
@@ -141,9 +143,43 @@ def test_a_cloud_pool_destination_writes_to_the_emptiest_bucket(api, engine, nod
         session.rollback()
 
 
+def test_duplication_copies_a_bucket_pool_onto_a_share_pool(api, nodes, s3_server,
+                                                          tmp_path):
+    bucket = register_bucket(api, s3_server)
+    tree = make_tree(tmp_path / "tree", files=5, size=2_000)
+    backend = open_backend(s3_server.descriptor(bucket["name"]))
+    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+        writer = backend.begin_write("tree/" + path.relative_to(tree).as_posix())
+        writer.write(path.read_bytes())
+        writer.commit(replace=False)
+        backend.set_times("tree/" + path.relative_to(tree).as_posix(), 1_500_000_000,
+                          path.stat().st_mtime)
+    nas = api.post("/nas", json={"name": unique("nas")}).json()
+    share_root = tmp_path / "share"
+    share_root.mkdir()
+    share = api.post(f"/nas/{nas['id']}/nas_shares",
+                     json={"name": unique("share"), "path": str(share_root)})
+    assert share.status_code == 201, share.text
+    pools = [api.post("/pools", json={"name": unique("pool"), "type": "active_archive",
+                                      "content": content, members: [member_id]})
+             for content, members, member_id in (("cloud", "cloud_bucket_ids", bucket["id"]),
+                                                  ("nas", "nas_share_ids", share.json()["id"]))]
+    assert [p.status_code for p in pools] == [201, 201], [p.text for p in pools]
+    nodes()
+    task = action_task(api, "duplication")
+    for collection, pool in (("task_sources", pools[0]), ("task_destinations", pools[1])):
+        response = api.post(f"/tasks/{task['id']}/{collection}",
+                            json={"pool_id": pool.json()["id"]})
+        assert response.status_code == 201, response.text
+    assert run(api, task)["status"] == "done"
+    duplicated = share_root / bucket["name"] / "tree"
+    assert tree_digest(duplicated) == tree_digest(tree)
+    assert mtimes(duplicated) == mtimes(tree)
+
+
 # --- create-time checks of bucket paths ------------------------------------------------------
 
-def test_bucket_paths_are_checked_when_a_task_is_made(api, engine, s3_server):  # noqa: F811
+def test_bucket_paths_are_checked_when_a_task_is_made(api, engine, s3_server):
     from conftest import free_port
 
     bucket = register_bucket(api, s3_server)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from s3_support import fault_proxy, s3_server  # noqa: F401 - fixtures
+from s3_support import fault_proxy, s3_server  # noqa: F401 - fixtures, used by name
 from tiermover.storage.base import EscapesRoot, StorageError
 from tiermover.storage.open import open_backend, reachable
 from tiermover.storage.s3 import S3Backend
@@ -62,7 +62,7 @@ def s3(s3_server, bucket):
 
 
 @pytest.fixture
-def faults(fault_proxy):  # noqa: F811 - the fixture imported above
+def faults(fault_proxy):
     fault_proxy.clear()
     yield fault_proxy
     fault_proxy.clear()

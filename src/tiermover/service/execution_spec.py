@@ -5,7 +5,8 @@ containers and NAS shares `{"kind": "local", "root": ...}`, for cloud buckets
 `{"kind": "s3", "endpoint", "region", "access_key", "secret_key", "bucket", "prefix"}`.
 The node opens its own backend from it, so the server never needs to reach the data.
 
-A destination pool of NAS shares or cloud buckets spreads its writes over its members:
+A source pool of NAS shares or cloud buckets is all its members, each from its root. A
+destination pool of them spreads its writes over its members:
 each execution writes to one member, chosen when a node first claims it (the share with
 the most free space, the bucket holding the fewest bytes, among those the node reaches)
 and kept for the execution's later attempts, which must find the files already written.
@@ -146,6 +147,20 @@ def _pool_location(session: Session, execution: TaskExecution, pool: Pool) -> di
     return _storage_location(session, kind, member, "/" + member.name)
 
 
+def _sources(session: Session, source: TaskSource) -> list[dict]:
+    """A path, or every member of a NAS or cloud pool (each from its root: what the pool
+    holds, as duplication copies it)."""
+    if source.pool_id and not source.file_path:
+        pool = session.get(Pool, source.pool_id)
+        if pool is None or pool.content not in POOL_MEMBERS:
+            return []
+        kind, model = POOL_MEMBERS[pool.content]
+        return [_storage_location(session, kind, member, "/" + member.name) for member in
+                session.scalars(select(model).where(model.pool_id == pool.id).order_by(model.id))]
+    location = _location(session, source, "file_path")
+    return [location] if location else []
+
+
 def _destination(session: Session, execution: TaskExecution,
                  destination: TaskDestination) -> dict | None:
     if destination.pool_id and not destination.folder_path:
@@ -157,9 +172,10 @@ def _destination(session: Session, execution: TaskExecution,
 def execution_spec(session: Session, execution: TaskExecution) -> dict:
     """Everything a node needs to run (or resume) an execution."""
     task = session.get(Task, execution.task_id)
-    sources = [_location(session, s, "file_path") for s in
+    sources = [location for s in
                session.scalars(select(TaskSource).where(TaskSource.task_id == task.id)
-                               .order_by(TaskSource.id))]
+                               .order_by(TaskSource.id))
+               for location in _sources(session, s)]
     destinations = [_destination(session, execution, d) for d in
                     session.scalars(select(TaskDestination).where(TaskDestination.task_id == task.id)
                                     .order_by(TaskDestination.id))]
@@ -173,7 +189,7 @@ def execution_spec(session: Session, execution: TaskExecution) -> dict:
             select(TaskCallback.script).where(TaskCallback.task_id == task.id,
                                               TaskCallback.type == "filter")
             .order_by(TaskCallback.id))),
-        "sources": [s for s in sources if s], "destinations": [d for d in destinations if d],
+        "sources": sources, "destinations": [d for d in destinations if d],
         # Items are only recorded from a claimed node's reports: a first attempt has none.
         "finished_keys": finished_keys(session, execution) if execution.attempts > 1 else [],
         "attempt": execution.attempts,
