@@ -37,9 +37,17 @@ def run(api, task: dict) -> dict:
 
 
 def execution_files(api, execution_id: str) -> dict[str, dict]:
-    page = api.get(f"/task_executions/{execution_id}/files", params={"limit": 1000})
-    assert page.status_code == 200, page.text
-    return {f["file_path"]: f for f in page.json()["files"]}
+    """Every file the execution's catalog shows, its folders browsed down."""
+    found: dict[str, dict] = {}
+    pending = [f"/task_executions/{execution_id}/files"]
+    while pending:
+        page = api.get(pending.pop(), params={"limit": 1000})
+        assert page.status_code == 200, page.text
+        for entry in page.json()["files"]:
+            found[entry["file_path"]] = entry
+            if entry["type"] == "folder":
+                pending.append(f"/task_executions/{execution_id}/files/{entry['id']}/children")
+    return found
 
 
 def mtimes(root) -> dict[str, float]:
