@@ -10,8 +10,8 @@ signed by httpx-auth.
 How the POSIX view maps onto a bucket:
 - Paths are keys under the backend's prefix; `..` is refused, so nothing leaves it.
 - There are no folders: a folder is a key prefix. `walk` and `stat` show prefixes as
-  folders (without dates of their own), `makedirs` does nothing, and an empty folder
-  cannot exist.
+  folders (dated when they were listed: a prefix has no dates of its own), `makedirs`
+  does nothing, and an empty folder cannot exist.
 - File dates and mode live in user metadata, in rclone's convention: `mtime` as
   seconds since the epoch ("1700000000.123456789", which `rclone serve s3` also applies
   to its files), `atime` as RFC 3339, `mode` in octal, `uid` and `gid` in decimal. An
@@ -229,8 +229,11 @@ class S3Backend(Backend):
         )
 
     @staticmethod
-    def _folder_entry(path: str) -> Entry:
-        return Entry(path=path, type="folder", size=0, mtime=0.0, atime=0.0, ctime=0.0,
+    def _folder_entry(path: str, seen: float | None = None) -> Entry:
+        # A prefix has no dates of its own: it shows when it was seen, which is what a
+        # folder made by copying it gets anyway (rather than 1970 in the catalog).
+        seen = time.time() if seen is None else seen
+        return Entry(path=path, type="folder", size=0, mtime=seen, atime=seen, ctime=seen,
                      mode=FOLDER_MODE, uid=0, gid=0)
 
     def stat(self, path: str) -> Entry | None:
@@ -256,6 +259,7 @@ class S3Backend(Backend):
         """
         base = self.key(path)
         start = self._relative(base)
+        seen = time.time()
         open_folders: list[str] = []  # the chain of folders the last entry is in
         held: Entry | None = None  # a file that could turn out to be a folder too
         try:
@@ -263,14 +267,13 @@ class S3Backend(Backend):
                 for entry in self._page_entries(page):
                     relative = entry.path[len(start):].lstrip("/") if start else entry.path
                     if not relative:
-                        continue  # the folder marker of `path` itself
+                        continue  # the object named like `path` itself
                     if held is not None and not entry.path.startswith(held.path + "/"):
                         yield held
                     held = None
                     names = relative.split("/")
-                    depth = len(names) if entry.type == "folder" else len(names) - 1
                     ancestors = ["/".join(filter(None, [start, *names[:i + 1]]))
-                                 for i in range(depth)]
+                                 for i in range(len(names) - 1)]
                     keep = 0
                     while (keep < len(open_folders) and keep < len(ancestors)
                            and open_folders[keep] == ancestors[keep]):
@@ -278,26 +281,20 @@ class S3Backend(Backend):
                     del open_folders[keep:]
                     for folder in ancestors[keep:]:
                         open_folders.append(folder)
-                        yield self._folder_entry(folder)
-                    if entry.type == "file":
-                        held = entry
+                        yield self._folder_entry(folder, seen)
+                    held = entry
         except (BaseError, OSError) as error:
             raise self._failure(error, base, "listing it") from error
         if held is not None:
             yield held
 
     def _page_entries(self, page) -> Iterator[Entry]:
-        """A listing page's entries in key order. The listing holds no user metadata: a
-        HEAD per object brings the dates it keeps. Keys ending in '/' are folder markers."""
-        objects = [meta["path"] for meta in page if not meta["path"].endswith("/")]
-        heads = _lookup_pool().map(self._head, objects)
-        for meta in page:
-            if meta["path"].endswith("/"):
-                yield self._folder_entry(self._relative(meta["path"].rstrip("/")))
-                continue
-            entry = next(heads)
-            if entry is not None:  # deleted since it was listed
-                yield entry
+        """A listing page's objects in key order. The listing holds no user metadata: a
+        HEAD per object brings the dates it keeps. A folder marker ("photos/", as consoles
+        make them) is listed without its slash and is not found by the HEAD: it is left
+        out, and its folder shows through what it holds."""
+        heads = _lookup_pool().map(self._head, [meta["path"] for meta in page])
+        yield from (entry for entry in heads if entry is not None)
 
     def open_read(self, path: str) -> BinaryIO:
         key = self.key(path)
