@@ -48,6 +48,29 @@ def create_container(api: httpx.Client, server: RunningServer, name: str | None 
     return name, server.data_dir / "containers" / name
 
 
+def share_on(api: httpx.Client, path: Path) -> str:
+    """A NAS share (on a new NAS) at a directory; returns its name."""
+    nas = api.post("/nas", json={"name": unique("nas")}).json()
+    name = unique("share")
+    response = api.post(f"/nas/{nas['id']}/nas_shares", json={"name": name, "path": str(path)})
+    assert response.status_code == 201, response.text
+    return name
+
+
+def catalog_entry(api: httpx.Client, namespace_path: str) -> dict | None:
+    """The catalog's file object for a namespace path, found by browsing /files down its
+    folders (as a user would); None when some part of it is not catalogued."""
+    top, *parts = namespace_path.strip("/").split("/")
+    found = api.get("/files", params={"name": top, "limit": 1000}).json()["files"]
+    entry = next((f for f in found if f["file_path"] == "/" + top), None)
+    for part in parts:
+        if entry is None:
+            return None
+        children = api.get(f"/files/{entry['id']}/children", params={"name": part})
+        entry = next(iter(children.json().get("files", [])), None)
+    return entry
+
+
 def copy_task(api: httpx.Client, source_path: str, destination_path: str, **fields) -> dict:
     body = {"name": unique("copy"), "workflow_type": "active_archive", "workflow_action": "copy",
             **fields}

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import unique
 from engine_fixtures import *  # noqa: F401,F403 (engine, api, nodes, storage fixtures)
 from engine_fixtures import action_task
-from engine_support import act, latest_execution, logs, partial_files, tree_digest, wait_task
+from engine_support import (
+    act, latest_execution, logs, partial_files, share_on, tree_digest, wait_task,
+)
 
 MiB = 1024 * 1024
 
@@ -42,14 +43,6 @@ def small_filesystem(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def share_on(api, path: Path) -> str:
-    nas = api.post("/nas", json={"name": unique("nas")}).json()
-    name = unique("share")
-    response = api.post(f"/nas/{nas['id']}/nas_shares", json={"name": name, "path": str(path)})
-    assert response.status_code == 201, response.text
-    return name
 
 
 def test_destination_full_fails_the_files_that_do_not_fit_and_move_keeps_them(

@@ -131,8 +131,9 @@ def create_app(settings: Settings, embedded_node: bool = True) -> FastAPI:
 
     app.include_router(health)
     install_nodeum_routes(app)
-    from tiermover.api import nodes
+    from tiermover.api import node_references, nodes
 
     app.include_router(nodes.router, prefix="/api/v2")
+    app.include_router(node_references.router, prefix="/api/v2")
     app.add_middleware(AssumeJsonBodies)
     return app

@@ -1,5 +1,5 @@
-"""The file catalog: registering namespace paths as catalog entries, and applying the
-changes nodes report (`tiermover.workflows.base.CatalogChange`)."""
+"""The file catalog: registering namespace paths as catalog entries (task references),
+and applying the changes nodes report (see `catalog_changes`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tiermover.db.models import CatalogFile, ExecutionFile, TaskExecution
-from tiermover.service.errors import ValidationFailed
-from tiermover.service.namespace import Location, find_storage, split_namespace_path, storage_root
+from tiermover.db.models import CatalogFile, Task, TaskExecution, TaskOption
+from tiermover.service.catalog_changes import CatalogUpdate, sort_changes
+from tiermover.service.namespace import Location
 
 
 def _ts(seconds: float) -> datetime:
@@ -122,41 +122,21 @@ def record(session: Session, location: Location, attrs: dict) -> CatalogFile:
     return parent
 
 
-def _location_of(session: Session, path: str) -> Location | None:
-    try:
-        name, relative = split_namespace_path(path, "path")
-    except ValidationFailed:
-        return None
-    found = find_storage(session, name)
-    if found is None:
-        return None
-    kind, storage = found
-    return Location(kind=kind, storage=storage, relative=relative,
-                    root=storage_root(kind, storage))
-
-
-def _item_changes(item: dict) -> list[dict]:
-    changes = list(item.get("changes") or ())
-    if not changes and item.get("destination") and item.get("entry"):
-        # A node reporting in the older form: one written path.
-        changes.append({"op": "written", "path": item["destination"], "entry": item["entry"],
-                        "checksum": item.get("checksum")})
-    return changes
+def _option(session: Session, task_id: int, kind: str) -> str | None:
+    return session.scalar(select(TaskOption.value).where(TaskOption.task_id == task_id,
+                                                         TaskOption.type == kind))
 
 
 def apply_items(session: Session, execution: TaskExecution, items: list[dict]) -> None:
-    """Finished items' catalog changes, and their lines in the execution's files."""
-    for item in items:
-        _apply_item(session, execution, item)
-
-
-def _apply_item(session: Session, execution: TaskExecution, item: dict) -> None:
-    for change in _item_changes(item):
-        if change.get("op") != "written" or not change.get("entry"):
-            continue
-        location = _location_of(session, change["path"])
-        if location is None:
-            continue
-        entry = record(session, location, change["entry"])
-        session.add(ExecutionFile(execution_id=execution.id, file_id=entry.id,
-                                  outcome=item.get("outcome", "done")))
+    """Finished items' catalog changes, and their lines in the execution's files (and,
+    with option full_report, in its log)."""
+    batch = sort_changes(items)
+    task = session.get(Task, execution.task_id)
+    full_report = (_option(session, task.id, "full_report") or "").lower() in ("1", "true")
+    handled = CatalogUpdate(session, execution, task.workflow_action, full_report).apply(batch)
+    for line in handled:
+        if full_report or line.outcome in ("deleted", "offline", "kept"):
+            # Imported here: execution_state applies these batches, so it imports us.
+            from tiermover.service.execution_state import append_log
+            detail = f" ({line.detail})" if line.detail else ""
+            append_log(session, execution, "info", f"{line.path}: {line.outcome}{detail}")

@@ -169,6 +169,14 @@ def _destination(session: Session, execution: TaskExecution,
     return _location(session, destination, "folder_path")
 
 
+def source_paths(session: Session, task: Task) -> list[str]:
+    """The namespace paths a task's sources stand for (a pool: each member's root)."""
+    return [location["namespace_path"] for s in
+            session.scalars(select(TaskSource).where(TaskSource.task_id == task.id)
+                            .order_by(TaskSource.id))
+            for location in _sources(session, s)]
+
+
 def execution_spec(session: Session, execution: TaskExecution) -> dict:
     """Everything a node needs to run (or resume) an execution."""
     task = session.get(Task, execution.task_id)

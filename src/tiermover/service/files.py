@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from tiermover.db.models import (
-    CatalogFile, Container, ContainerPrivilege, ExecutionFile, ImportFile, NasShare, Pool, Tape,
-    TaskExecution,
+    CatalogFile, Container, ContainerPrivilege, ExecutionFile, FileCopy, ImportFile, NasShare,
+    Pool, Tape, TaskExecution,
 )
 from tiermover.service.auth import Principal
 from tiermover.service.errors import Forbidden, NotFound
@@ -190,13 +190,43 @@ def list_children(session: Session, files: FileSet, parent_ref: str, query: List
 
 
 def list_tapes_of_file(session: Session, files: FileSet, file_ref: str, query: ListQuery) -> Page:
-    """Tapes holding a copy of the file: none yet, as no tape copies are recorded.
+    """Tapes holding a copy of the file (404 if the file is out of context)."""
+    entry = get_file(session, files, file_ref)
+    on_tapes = select(FileCopy.storage_id).where(FileCopy.file_id == entry.id,
+                                                 FileCopy.storage_kind == "tape")
+    return list_page(session, select(Tape).where(Tape.id.in_(on_tapes)), TAPE_ATTRS, query,
+                     Tape.id)
 
-    The file is still checked (404 if out of context), and the (empty) selection goes
-    through the same list machinery, so filters and paging behave as everywhere else.
-    """
-    get_file(session, files, file_ref)
-    return list_page(session, select(Tape).where(false()), TAPE_ATTRS, query, Tape.id)
+
+# --- where each file's copies are ---------------------------------------------------------
+
+# Copies into another container are catalogued too (restore and check_consistency use
+# them) but the Nodeum file object has no list for them.
+COPY_LISTS = {"nas_share": "nas_shares", "cloud_bucket": "cloud_buckets", "tape": "tapes"}
+
+
+def copies_of(session: Session, entries: list[CatalogFile]) -> dict[int, dict[str, list[str]]]:
+    """Per file id: its checksums (`algorithm:value`) and the storages holding a copy
+    (`nas_shares`, `cloud_buckets`, `tapes` by name), for a page of files at once."""
+    summary = {entry.id: {"checksums": [f"{entry.algorithm}:{entry.checksum}"]
+                          if entry.checksum else [],
+                          "tapes": [], "cloud_buckets": [], "nas_shares": []}
+               for entry in entries}
+    if not summary:
+        return summary
+    rows = session.execute(
+        select(FileCopy.file_id, FileCopy.storage_kind, FileCopy.file_path, FileCopy.checksum,
+               FileCopy.algorithm)
+        .where(FileCopy.file_id.in_(list(summary))).order_by(FileCopy.id))
+    for row in rows:
+        lists = summary[row.file_id]
+        storage = row.file_path.strip("/").partition("/")[0]
+        where = lists.get(COPY_LISTS.get(row.storage_kind, ""))
+        if where is not None and storage not in where:
+            where.append(storage)
+        if row.checksum and f"{row.algorithm}:{row.checksum}" not in lists["checksums"]:
+            lists["checksums"].append(f"{row.algorithm}:{row.checksum}")
+    return summary
 
 
 # --- files on a pool's media ---------------------------------------------------------------

@@ -167,8 +167,9 @@ def _register(session: Session, location: namespace.Location) -> CatalogFile | N
 
 
 def _resolve_path(session: Session, values: dict, id_attr: str, path_attr: str,
-                  kind: str) -> Reference:
-    """A file (source, must exist) or folder (destination, may be created at run time)."""
+                  kind: str, may_be_missing: bool = False) -> Reference:
+    """A file (source, must exist unless `may_be_missing`) or folder (destination, may be
+    created at run time)."""
     is_folder = kind == "folder"
     reference = Reference(kind)
     by_id = (_by_id(session, CatalogFile, values[id_attr], id_attr, "catalogued file")
@@ -176,7 +177,7 @@ def _resolve_path(session: Session, values: dict, id_attr: str, path_attr: str,
     by_path = None
     if values.get(path_attr) is not None:
         location = namespace.resolve(session, values[path_attr], path_attr,
-                                     must_exist=not is_folder)
+                                     must_exist=not (is_folder or may_be_missing))
         by_path = _register(session, location)
         reference.path = location.namespace_path
         _set_storage(reference, location.kind, location.storage.id)
@@ -196,7 +197,7 @@ def _resolve_path(session: Session, values: dict, id_attr: str, path_attr: str,
 
 
 def _resolve(session: Session, values: dict, kinds: dict[str, tuple[str, str]],
-             role: str) -> Reference:
+             role: str, may_be_missing: bool = False) -> Reference:
     given = [kind for kind, fields in kinds.items()
              if any(values.get(field) is not None for field in fields)]
     choices = ", ".join(f"{KIND_NAMES[k]} ({' or '.join(f)})" for k, f in kinds.items())
@@ -209,7 +210,7 @@ def _resolve(session: Session, values: dict, kinds: dict[str, tuple[str, str]],
     kind = given[0]
     id_attr, key_attr = kinds[kind]
     if kind in ("file", "folder"):
-        return _resolve_path(session, values, id_attr, key_attr, kind)
+        return _resolve_path(session, values, id_attr, key_attr, kind, may_be_missing)
     if kind == "import_file":
         return Reference(kind, import_file=_pick(session, values, ImportFile, ImportFile.file_path,
                                                  id_attr, key_attr, "imported file"))
@@ -262,7 +263,9 @@ def _set_reference(part, reference: Reference) -> None:
 def _apply_source(session: Session, task: Task, source: TaskSource, values: dict,
                   creating: bool) -> None:
     if creating or any(field in values for pair in SOURCE_KINDS.values() for field in pair):
-        reference = _resolve(session, values, SOURCE_KINDS, "source")
+        # A restore names what was lost: its source paths need not exist any more.
+        reference = _resolve(session, values, SOURCE_KINDS, "source",
+                             may_be_missing=task.workflow_action == "restore")
         _check_action(task, reference, values, SOURCE_KINDS, SOURCES_BY_ACTION, "source")
         _set_reference(source, reference)
         source.file_id = reference.file.id if reference.file else None

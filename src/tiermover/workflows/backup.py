@@ -3,19 +3,21 @@
 Each run writes a new set folder, `backup-<execution id>`, under the destination, laid
 out like a copy of the sources. The server records which file versions each set holds
 (every written copy of a backup execution). A full set holds every file; an incremental
-set only the files new or changed (size or modification date) since the task's backup
-sets up to its last successful one. restore brings them back.
+set copies only the files new or changed (size or modification date) since the task's
+last successful set, and holds the unchanged ones through the copies that set holds, so
+every set is complete on its own. restore brings one back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from dateutil.parser import isoparse
 
 from tiermover.storage.base import StorageError, join
-from tiermover.workflows.base import WorkItem
+from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem
 from tiermover.workflows.copy import CopyJob, CopyWorkflow
 from tiermover.workflows.sources import selected_files
 
@@ -27,6 +29,11 @@ def epoch(value) -> float | None:
         return float(value)
     parsed = isoparse(str(value))
     return parsed.timestamp() if isinstance(parsed, datetime) else None
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    path: str  # namespace path of the source file
 
 
 class FullBackupWorkflow(CopyWorkflow):
@@ -50,12 +57,21 @@ class FullBackupWorkflow(CopyWorkflow):
     def plan(self) -> Iterator[WorkItem]:
         previous = self.previous_versions()
         for found in selected_files(self.execution):
+            if previous and found.entry.type == "folder":
+                continue  # made as its new files need it: an incremental set holds only those
             if found.entry.type == "file" and found.namespace_path in previous:
                 size, mtime = previous[found.namespace_path]
                 if size == found.entry.size and mtime is not None and abs(mtime - found.entry.mtime) < 0.001:
-                    continue  # unchanged since the last set: an older set holds it
+                    # Unchanged since the last set: this set holds the copy that one holds.
+                    yield WorkItem(key=found.key, payload=Unchanged(found.namespace_path))
+                    continue
             yield WorkItem(key=found.key, size=found.entry.size,
                            payload=CopyJob(found, join(self.set_folder, found.landing)))
+
+    def run(self, item: WorkItem, context: RunContext) -> ItemResult:
+        if isinstance(item.payload, Unchanged):
+            return ItemResult("skipped", changes=[CatalogChange("held", item.payload.path)])
+        return super().run(item, context)
 
 
 class IncrementalBackupWorkflow(FullBackupWorkflow):

@@ -40,6 +40,10 @@ class CatalogChange:
     - "removed": `path` is gone; `keep_offline` keeps its entry (and copies) as offline,
       as a container file whose data now lives only in its copies.
     - "verified": the copy at `path` was re-read; `ok` says whether its checksum matched.
+    - "held": an incremental backup found `path` unchanged: its set holds the version the
+      previous set holds.
+    - "swept": a scan walked all of `path`: catalogued entries under it that the scan did
+      not see are gone (kept offline when they have copies).
     """
 
     op: str
@@ -48,6 +52,7 @@ class CatalogChange:
     checksum: str | None = None
     algorithm: str | None = None
     copy_of: str | None = None
+    source_entry: dict | None = None  # the attributes of `copy_of` when it was read
     keep_offline: bool = False
     ok: bool = True
 

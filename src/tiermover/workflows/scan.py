@@ -13,14 +13,12 @@ from collections.abc import Iterator
 
 from tiermover.storage.checksums import new_hasher
 from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem, Workflow
+from tiermover.workflows.copy import attributes
 from tiermover.workflows.sources import SourceFile, selected_files
 
 CHUNK = 500
 
 
-def entry_attributes(entry) -> dict:
-    return {"type": entry.type, "size": entry.size, "mode": entry.mode, "uid": entry.uid,
-            "gid": entry.gid, "mtime": entry.mtime, "atime": entry.atime, "ctime": entry.ctime}
 
 
 class ScanWorkflow(Workflow):
@@ -49,7 +47,7 @@ class ScanWorkflow(Workflow):
             if algorithm and found.entry.type == "file":
                 checksum = self._hash(found, algorithm, context)
             changes.append(CatalogChange("seen", found.namespace_path,
-                                         entry=entry_attributes(found.entry), checksum=checksum,
+                                         entry=attributes(found.entry), checksum=checksum,
                                          algorithm=algorithm if checksum else None))
         return ItemResult("done", size=item.size, changes=changes)
 
@@ -61,3 +59,11 @@ class ScanWorkflow(Workflow):
                 hasher.update(chunk)
                 context.add_bytes(len(chunk))
         return hasher.hexdigest()
+
+    def finish(self, context: RunContext) -> list[CatalogChange]:
+        if self.execution.filters:
+            # A filtered scan saw only what its filters selected: the rest is not gone.
+            context.log("info", "filters select what this scan sees: catalogued files it did "
+                                "not see are left as they are")
+            return []
+        return [CatalogChange("swept", source.namespace_path) for source in self.execution.sources]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from tiermover.api.deps import CurrentPrincipal, DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection
-from tiermover.api.nodeum.storage_render import render_file, render_import_file, render_tape
+from tiermover.api.nodeum.storage_render import file_renderer, render_import_file, render_tape
 from tiermover.service import files as file_service
 from tiermover.service.files import FileSet
 
@@ -69,17 +69,19 @@ def _mount_file_routes(prefix: str, file_set: Callable[..., FileSet], with_tapes
     def index_files(request: Request, session: DbSession, _: Scope("files", "index"),
                     files: FileSet = files_dependency):
         query = parse_list_query(request.query_params, file_service.FILE_ATTRS)
-        return collection("files", file_service.list_roots(session, files, query), render_file)
+        page = file_service.list_roots(session, files, query)
+        return collection("files", page, file_renderer(session, page.rows))
 
     def show_file(file_id: str, session: DbSession, _: Scope("files", "show"),
                   files: FileSet = files_dependency):
-        return render_file(file_service.get_file(session, files, file_id))
+        entry = file_service.get_file(session, files, file_id)
+        return file_renderer(session, [entry])(entry)
 
     def files_children(file_parent_id: str, request: Request, session: DbSession,
                        _: Scope("files", "index"), files: FileSet = files_dependency):
         query = parse_list_query(request.query_params, file_service.FILE_ATTRS)
         page = file_service.list_children(session, files, file_parent_id, query)
-        return collection("files", page, render_file)
+        return collection("files", page, file_renderer(session, page.rows))
 
     def index_tapes_by_file(file_id: str, request: Request, session: DbSession,
                             _: Scope("files", "tapes"), files: FileSet = files_dependency):

@@ -3,12 +3,15 @@ sources/destinations that embed them (seed 002)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tiermover.api.nodeum.render import columns
 from tiermover.db.models import (
     CatalogFile, CloudBucket, CloudConnector, Container, ImportFile, Nas, NasShare, Pool, Tape,
     TapeDrive, TapeLibrary,
 )
 from tiermover.service.auth import Principal
+from tiermover.service.files import copies_of
 
 CENSORED = "[censored]"
 
@@ -66,14 +69,20 @@ def render_tape(tape: Tape | None) -> dict | None:
     return None if tape is None else columns(tape, TAPE_FIELDS)
 
 
-def render_file(entry: CatalogFile | None) -> dict | None:
-    """The Nodeum folder/file object (NodeumFileWithPath)."""
+def render_file(entry: CatalogFile | None, copies: dict | None = None) -> dict | None:
+    """The Nodeum folder/file object (NodeumFileWithPath); `copies` is the file's entry
+    from `service.files.copies_of` (checksums, tapes, cloud_buckets, nas_shares)."""
     if entry is None:
         return None
     body = columns(entry, FILE_FIELDS)
-    # Copies on secondary storage arrive with the data plane; until then, none.
-    body.update(checksums=[], tapes=[], cloud_buckets=[], nas_shares=[])
+    body.update(copies or {"checksums": [], "tapes": [], "cloud_buckets": [], "nas_shares": []})
     return body
+
+
+def file_renderer(session, entries: list) -> Callable[[CatalogFile], dict | None]:
+    """render_file for a page of files, their copies looked up in one query."""
+    summary = copies_of(session, [entry for entry in entries if entry is not None])
+    return lambda entry: render_file(entry, summary.get(entry.id) if entry else None)
 
 
 def render_import_file(entry: ImportFile | None) -> dict | None:

@@ -8,7 +8,9 @@ from tiermover.db.models.engine import (
     ExecutionStorage,
     Node,
 )
-from tiermover.db.models.catalog import CatalogFile, ExecutionFile, ImportFile
+from tiermover.db.models.catalog import (
+    BackupSetFile, CatalogFile, ExecutionFile, FileCopy, ImportFile,
+)
 from tiermover.db.models.storage import (
     CloudBucket,
     CloudConnector,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tiermover.db.base import Base, BigId, UTCDateTime
+from tiermover.db.base import Base, BigId, UTCDateTime, utcnow
 
 
 class CatalogFile(Base):
@@ -42,6 +44,58 @@ class CatalogFile(Base):
     in_cache: Mapped[int] = mapped_column(Integer, default=1)
     offline: Mapped[int] = mapped_column(Integer, default=0)
     extern: Mapped[int] = mapped_column(Integer, default=0)
+    # The content's checksum when last read (a copy or a scan with file_checksum); cleared
+    # when a scan finds the file changed without hashing it.
+    checksum: Mapped[str | None] = mapped_column(String(128))
+    algorithm: Mapped[str | None] = mapped_column(String(16))
+    # The last scan execution that saw the file: a scan's end forgets what it did not see.
+    seen_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class FileCopy(Base):
+    """A copy of a catalogued file on secondary storage (a NAS share, a bucket, a tape).
+
+    `storage_kind` + `storage_id` + `path` say where it is; `file_path` is the same place
+    as a namespace path. `size`, `mtime` and `checksum` describe the version it holds.
+    """
+
+    __tablename__ = "file_copies"
+    __table_args__ = (
+        UniqueConstraint("storage_kind", "storage_id", "path", name="uq_file_copies_location"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    storage_kind: Mapped[str] = mapped_column(String(16))
+    storage_id: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(Text)
+    file_path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checksum: Mapped[str | None] = mapped_column(String(128))
+    algorithm: Mapped[str | None] = mapped_column(String(16))
+    execution_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    creation_date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_ok: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class BackupSetFile(Base):
+    """One file version a backup set holds: the copy a restore of that set reads.
+
+    A full set holds what it wrote; an incremental one also the unchanged files, through
+    the copies earlier sets made of them.
+    """
+
+    __tablename__ = "backup_set_files"
+    __table_args__ = (UniqueConstraint("execution_id", "file_id", name="uq_backup_set_files"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("task_executions.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    copy_id: Mapped[int] = mapped_column(ForeignKey("file_copies.id", ondelete="CASCADE"),
+                                         index=True)
 
 
 class ImportFile(Base):

@@ -1,0 +1,504 @@
+"""Applying what nodes report (`tiermover.workflows.base.CatalogChange`) to the catalog,
+one report batch at a time.
+
+A scan reports thousands of entries per request, so nothing here works row by row:
+paths are resolved to storages once per name, missing entries (and their folders) are
+inserted a folder depth at a time, attributes are updated by primary key in
+executemany batches, and copies are upserted on their location.
+
+Outcomes per path are returned so that the execution's report (its files, and its log
+with option full_report) can say what happened to each file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from tiermover.db.base import utcnow
+from tiermover.db.bulk import chunks, insert_ignoring_conflicts, upsert
+from tiermover.db.models import (
+    BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, TaskExecution,
+)
+from tiermover.service.errors import ValidationFailed
+from tiermover.service.namespace import find_storage, split_namespace_path
+
+BACKUP_ACTIONS = ("full_backup", "incremental_backup")
+# Modification dates compare to the millisecond: some storages keep no finer.
+DATE_TOLERANCE = 0.001
+
+
+def timestamp(seconds) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(float(seconds), tz=timezone.utc)
+
+
+def under(column, path: str):
+    """`column` is `path` or lies below it (namespace or storage-relative paths)."""
+    path = path.rstrip("/")
+    if not path:
+        return True
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(column == path, column.like(escaped + "/%", escape="\\"))
+
+
+@dataclass(frozen=True)
+class Place:
+    """A namespace path resolved to its storage."""
+
+    kind: str
+    storage_id: int
+    storage_name: str
+    relative: str  # '' for the storage's root
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.kind, self.storage_id, self.relative)
+
+    def ancestors(self) -> list[Place]:
+        """Its folders, the storage's root first, then itself."""
+        parts = self.relative.split("/") if self.relative else []
+        return [Place(self.kind, self.storage_id, self.storage_name, "/".join(parts[:depth]))
+                for depth in range(len(parts) + 1)]
+
+    @property
+    def name(self) -> str:
+        return self.relative.rpartition("/")[2] if self.relative else self.storage_name
+
+    @property
+    def namespace_path(self) -> str:
+        return "/" + self.storage_name + ("/" + self.relative if self.relative else "")
+
+
+class Places:
+    """Resolves namespace paths, looking each storage name up once."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._storages: dict[str, tuple[str, object] | None] = {}
+
+    def locate(self, path: str | None) -> Place | None:
+        if not path:
+            return None
+        try:
+            name, relative = split_namespace_path(path, "path")
+        except ValidationFailed:
+            return None
+        if name not in self._storages:
+            self._storages[name] = find_storage(self.session, name)
+        found = self._storages[name]
+        if found is None:
+            return None
+        kind, storage = found
+        return Place(kind, storage.id, storage.name, relative)
+
+
+@dataclass
+class Known:
+    """What the catalog held for an entry before this batch."""
+
+    id: int
+    type: str
+    size: int
+    mtime: datetime | None
+    checksum: str | None
+
+
+def _known(row) -> Known:
+    return Known(row.id, row.type, row.size, row.modification_date, row.checksum)
+
+
+class Entries:
+    """Catalog entries by place, created (as folders) where missing, a batch at a time."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.by_key: dict[tuple[str, int, str], Known] = {}
+        self.created: set[tuple[str, int, str]] = set()
+
+    def ensure(self, places: Iterable[Place]) -> None:
+        wanted: dict[tuple, Place] = {}
+        for place in places:
+            for folder in place.ancestors():
+                if folder.key not in self.by_key:
+                    wanted[folder.key] = folder
+        if not wanted:
+            return
+        self._load(list(wanted.values()))
+        missing = [place for key, place in wanted.items() if key not in self.by_key]
+        # Parents first: each depth needs the ids of the one above.
+        by_depth: dict[int, list[Place]] = {}
+        for place in missing:
+            by_depth.setdefault(place.relative.count("/") + bool(place.relative), []).append(place)
+        for depth in sorted(by_depth):
+            level = by_depth[depth]
+            insert_ignoring_conflicts(self.session, CatalogFile, [self._new_row(place)
+                                                                  for place in level])
+            self._load(level)
+            self.created.update(place.key for place in level)
+
+    def _new_row(self, place: Place) -> dict:
+        parent = None
+        if place.relative:
+            parent = self.by_key[place.ancestors()[-2].key].id
+        return {"name": place.name, "parent": parent, "storage_kind": place.kind,
+                "storage_id": place.storage_id,
+                "primary_id": place.storage_id if place.kind == "container" else None,
+                "path": place.relative, "file_path": place.namespace_path, "type": "folder",
+                "size": 0, "in_cache": 1, "offline": 0, "extern": 0}
+
+    def _load(self, places: list[Place]) -> None:
+        groups: dict[tuple[str, int], list[str]] = {}
+        for place in places:
+            groups.setdefault((place.kind, place.storage_id), []).append(place.relative)
+        for (kind, storage_id), paths in groups.items():
+            for batch in chunks(paths):
+                rows = self.session.execute(
+                    select(CatalogFile.id, CatalogFile.path, CatalogFile.type, CatalogFile.size,
+                           CatalogFile.modification_date, CatalogFile.checksum)
+                    .where(CatalogFile.storage_kind == kind, CatalogFile.storage_id == storage_id,
+                           CatalogFile.path.in_(list(batch))))
+                for row in rows:
+                    self.by_key[(kind, storage_id, row.path)] = _known(row)
+
+    def __getitem__(self, place: Place) -> Known:
+        return self.by_key[place.key]
+
+
+def attribute_values(attrs: dict) -> dict:
+    kind = attrs.get("type") or "file"
+    mode = attrs.get("mode")
+    uid = attrs.get("uid")
+    return {
+        "type": kind,
+        # Nodeum shows the mode as its octal digits: 100644.
+        "permission": int(oct(int(mode))[2:]) if mode is not None else None,
+        "size": 0 if kind == "folder" else int(attrs.get("size") or 0),
+        "change_date": timestamp(attrs.get("ctime")),
+        "modification_date": timestamp(attrs.get("mtime")),
+        "access_date": timestamp(attrs.get("atime")),
+        "uid": int(uid) if uid is not None else None,
+        "gid": int(attrs.get("gid") or 0) if uid is not None else None,
+    }
+
+
+def _changed(known: Known, values: dict) -> bool:
+    if known.size != values["size"] or known.type != values["type"]:
+        return True
+    before, after = known.mtime, values["modification_date"]
+    if before is None or after is None:
+        return before is not after
+    if before.tzinfo is None:
+        before = before.replace(tzinfo=timezone.utc)
+    return abs((before - after).total_seconds()) > DATE_TOLERANCE
+
+
+@dataclass
+class Handled:
+    """One line of the execution's report: a catalog entry and what happened to it."""
+
+    path: str
+    outcome: str
+    file_id: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class Batch:
+    """The changes of one report, sorted by what they do."""
+
+    written: list[tuple[dict, str]] = field(default_factory=list)  # (change, item outcome)
+    seen: list[dict] = field(default_factory=list)
+    removed: list[dict] = field(default_factory=list)
+    verified: list[dict] = field(default_factory=list)
+    held: list[dict] = field(default_factory=list)
+    swept: list[dict] = field(default_factory=list)
+
+
+def _item_changes(item: dict) -> list[dict]:
+    changes = list(item.get("changes") or ())
+    if not changes and item.get("destination") and item.get("entry"):
+        # A node reporting in the older form: one written path.
+        changes.append({"op": "written", "path": item["destination"], "entry": item["entry"],
+                        "checksum": item.get("checksum")})
+    return changes
+
+
+def sort_changes(items: Iterable[dict]) -> Batch:
+    batch = Batch()
+    for item in items:
+        for change in _item_changes(item):
+            op = change.get("op")
+            if op == "written" and change.get("entry"):
+                batch.written.append((change, item.get("outcome", "done")))
+            elif op in ("seen", "removed", "verified", "held", "swept"):
+                getattr(batch, op).append(change)
+    return batch
+
+
+class CatalogUpdate:
+    """Applies one batch of changes for one execution."""
+
+    def __init__(self, session: Session, execution: TaskExecution, action: str,
+                 full_report: bool):
+        self.session = session
+        self.execution = execution
+        self.action = action
+        self.full_report = full_report
+        self.places = Places(session)
+        self.entries = Entries(session)
+        self.handled: list[Handled] = []
+        self.now = utcnow()
+
+    def apply(self, batch: Batch) -> list[Handled]:
+        # Order matters within a batch: a move writes, verifies, then removes.
+        self._write(batch.written)
+        self._see(batch.seen)
+        self._verify(batch.verified)
+        self._hold(batch.held)
+        self._remove(batch.removed)
+        for change in batch.swept:
+            self._sweep(change)
+        self._record_execution_files()
+        return self.handled
+
+    # --- written: a path now holds data, maybe as a copy of another -------------------
+
+    def _write(self, written: list[tuple[dict, str]]) -> None:
+        located = []
+        for change, outcome in written:
+            target = self.places.locate(change["path"])
+            if target is None:
+                continue
+            source = self.places.locate(change.get("copy_of"))
+            located.append((change, outcome, target, source))
+        if not located:
+            return
+        self.entries.ensure([place for _, _, target, source in located
+                             for place in (target, source) if place is not None])
+        updates = []
+        copies = []
+        for change, outcome, target, source in located:
+            values = attribute_values(change["entry"])
+            checksum, algorithm = change.get("checksum"), change.get("algorithm")
+            updates.append({"id": self.entries[target].id, **values, "in_cache": 1, "offline": 0,
+                            "checksum": checksum, "algorithm": algorithm})
+            if source is not None and values["type"] == "file":
+                # The source holds what was copied; its attributes come along when the
+                # node reported them (a copy's own dates may differ from its source's).
+                source_values = attribute_values(change.get("source_entry") or change["entry"])
+                row = {"id": self.entries[source].id, "checksum": checksum,
+                       "algorithm": algorithm}
+                if change.get("source_entry"):
+                    row.update(source_values)
+                updates.append(row)
+                copies.append(self._copy_row(source, target, values, source_values, change))
+            self.handled.append(Handled(target.namespace_path, outcome, self.entries[target].id,
+                                        f"copy of {source.namespace_path}" if source else ""))
+        self._update_entries(updates)
+        if copies:
+            upsert(self.session, FileCopy, copies,
+                   key=("storage_kind", "storage_id", "path"),
+                   update=("file_id", "file_path", "size", "mtime", "checksum", "algorithm",
+                           "execution_id", "creation_date", "verified_date", "verified_ok"))
+            if self.action in BACKUP_ACTIONS:
+                self._add_to_backup_set([(row["file_id"], row["storage_kind"], row["storage_id"],
+                                          row["path"]) for row in copies])
+
+    def _copy_row(self, source: Place, target: Place, values: dict, source_values: dict,
+                  change: dict) -> dict:
+        return {"file_id": self.entries[source].id, "storage_kind": target.kind,
+                "storage_id": target.storage_id, "path": target.relative,
+                "file_path": target.namespace_path, "size": values["size"],
+                "mtime": source_values["modification_date"], "checksum": change.get("checksum"),
+                "algorithm": change.get("algorithm"), "execution_id": self.execution.id,
+                "creation_date": self.now, "verified_date": None, "verified_ok": None}
+
+    def _update_entries(self, rows: list[dict]) -> None:
+        # Executemany groups rows by their keys: rows with the same columns go together.
+        groups: dict[tuple, list[dict]] = {}
+        for row in rows:
+            groups.setdefault(tuple(sorted(row)), []).append(row)
+        for group in groups.values():
+            for batch in chunks(group):
+                self.session.execute(update(CatalogFile), list(batch))
+
+    # --- backup sets ------------------------------------------------------------------
+
+    def _add_to_backup_set(self, copies: list[tuple[int, str, int, str]]) -> None:
+        ids = {}
+        for kind, storage_id in {(kind, storage_id) for _, kind, storage_id, _ in copies}:
+            paths = [path for _, k, s, path in copies if (k, s) == (kind, storage_id)]
+            for batch in chunks(paths):
+                for row in self.session.execute(
+                        select(FileCopy.id, FileCopy.path).where(
+                            FileCopy.storage_kind == kind, FileCopy.storage_id == storage_id,
+                            FileCopy.path.in_(list(batch)))):
+                    ids[(kind, storage_id, row.path)] = row.id
+        upsert(self.session, BackupSetFile,
+               [{"execution_id": self.execution.id, "file_id": file_id,
+                 "copy_id": ids[(kind, storage_id, path)]}
+                for file_id, kind, storage_id, path in copies if (kind, storage_id, path) in ids],
+               key=("execution_id", "file_id"), update=("copy_id",))
+
+    def _hold(self, held: list[dict]) -> None:
+        """Unchanged files of an incremental backup: the set holds them through the copy
+        the task's previous set holds."""
+        places = [place for place in (self.places.locate(c["path"]) for c in held) if place]
+        if not places:
+            return
+        self.entries.ensure(places)
+        file_ids = [self.entries[place].id for place in places]
+        earlier = (select(TaskExecution.id)
+                   .where(TaskExecution.task_id == self.execution.task_id,
+                          TaskExecution.id != self.execution.id))
+        rows = []
+        for batch in chunks(file_ids):
+            newest: dict[int, tuple[str, int]] = {}
+            for row in self.session.execute(
+                    select(BackupSetFile.file_id, BackupSetFile.copy_id,
+                           BackupSetFile.execution_id)
+                    .where(BackupSetFile.file_id.in_(list(batch)),
+                           BackupSetFile.execution_id.in_(earlier))):
+                if row.file_id not in newest or row.execution_id > newest[row.file_id][0]:
+                    newest[row.file_id] = (row.execution_id, row.copy_id)
+            rows += [{"execution_id": self.execution.id, "file_id": file_id, "copy_id": copy_id}
+                     for file_id, (_, copy_id) in newest.items()]
+        upsert(self.session, BackupSetFile, rows, key=("execution_id", "file_id"),
+               update=("copy_id",))
+        if self.full_report:
+            self.handled += [Handled(place.namespace_path, "unchanged") for place in places]
+
+    # --- seen: a scan found the path --------------------------------------------------
+
+    def _see(self, seen: list[dict]) -> None:
+        located = [(change, place) for change in seen
+                   if (place := self.places.locate(change["path"])) is not None
+                   and change.get("entry")]
+        if not located:
+            return
+        self.entries.ensure([place for _, place in located])
+        updates = []
+        for change, place in located:
+            known = self.entries[place]
+            values = attribute_values(change["entry"])
+            new = place.key in self.entries.created
+            changed = not new and _changed(known, values)
+            row = {"id": known.id, **values, "in_cache": 1, "offline": 0,
+                   "seen_by": self.execution.id}
+            if change.get("checksum"):
+                row.update(checksum=change["checksum"], algorithm=change.get("algorithm"))
+            elif changed:
+                row.update(checksum=None, algorithm=None)  # what it hashed to is stale
+            updates.append(row)
+            outcome = "new" if new else "changed" if changed else "unchanged"
+            if outcome != "unchanged" or self.full_report:
+                self.handled.append(Handled(place.namespace_path, outcome, known.id))
+        self._update_entries(updates)
+
+    # --- verified: a copy was re-read --------------------------------------------------
+
+    def _verify(self, verified: list[dict]) -> None:
+        for change in verified:
+            place = self.places.locate(change["path"])
+            if place is None:
+                continue
+            values = {"verified_date": self.now, "verified_ok": bool(change.get("ok", True))}
+            self.session.execute(
+                update(FileCopy)
+                .where(FileCopy.storage_kind == place.kind,
+                       FileCopy.storage_id == place.storage_id, FileCopy.path == place.relative)
+                .values(**values))
+            if self.full_report:
+                self.handled.append(Handled(place.namespace_path,
+                                            "verified" if values["verified_ok"] else "mismatch"))
+
+    # --- removed: the path is gone ----------------------------------------------------
+
+    def _remove(self, removed: list[dict]) -> None:
+        for change in removed:
+            place = self.places.locate(change["path"])
+            if place is None:
+                continue
+            self._forget_copies_at(place)
+            here = and_(CatalogFile.storage_kind == place.kind,
+                        CatalogFile.storage_id == place.storage_id)
+            if change.get("keep_offline"):
+                # The data lives on in its copies: the entry stays, offline.
+                self.session.execute(update(CatalogFile)
+                                     .where(here, under(CatalogFile.path, place.relative))
+                                     .values(in_cache=0, offline=1))
+                outcome = "offline"
+            else:
+                self._delete_entries(and_(here, under(CatalogFile.path, place.relative)))
+                outcome = "removed"
+            self.entries.by_key.pop(place.key, None)
+            self.handled.append(Handled(place.namespace_path, outcome))
+
+    def _forget_copies_at(self, place: Place) -> None:
+        self.session.execute(delete(FileCopy).where(
+            FileCopy.storage_kind == place.kind, FileCopy.storage_id == place.storage_id,
+            under(FileCopy.path, place.relative)))
+
+    def _delete_entries(self, condition) -> None:
+        self._delete_ids(list(self.session.scalars(select(CatalogFile.id).where(condition)
+                                                   .order_by(CatalogFile.path.desc()))))
+
+    def _delete_ids(self, ids: list[int]) -> None:
+        # Deepest first when ordered so: a folder's entries go before it.
+        for batch in chunks(ids):
+            self.session.execute(delete(CatalogFile).where(CatalogFile.id.in_(list(batch))))
+
+    # --- swept: a scan is complete; what it did not see is gone ------------------------
+
+    def _sweep(self, change: dict) -> None:
+        place = self.places.locate(change["path"])
+        if place is None:
+            return
+        failed = self.session.scalar(select(ExecutionItem.id).where(
+            ExecutionItem.execution_id == self.execution.id,
+            ExecutionItem.outcome == "failed").limit(1))
+        if failed is not None:
+            self.handled.append(Handled(place.namespace_path, "kept", detail=(
+                "some entries could not be read, so nothing is marked deleted this time")))
+            return
+        unseen = and_(CatalogFile.storage_kind == place.kind,
+                      CatalogFile.storage_id == place.storage_id,
+                      under(CatalogFile.path, place.relative), CatalogFile.path != place.relative,
+                      or_(CatalogFile.seen_by.is_(None), CatalogFile.seen_by != self.execution.id))
+        has_copy = select(FileCopy.id).where(FileCopy.file_id == CatalogFile.id).exists()
+        gone = list(self.session.execute(
+            select(CatalogFile.id, CatalogFile.path, CatalogFile.file_path, CatalogFile.offline,
+                   has_copy.label("has_copy"))
+            .where(unseen).order_by(CatalogFile.path)))
+        # A file with a copy stays, offline, and so do the folders leading to it.
+        holding = {row.path for row in gone if row.has_copy}
+        for path in list(holding):
+            while "/" in path:
+                path = path.rpartition("/")[0]
+                holding.add(path)
+        keep = [row for row in gone if row.path in holding]
+        forget = [row.id for row in gone if row.path not in holding]
+        for batch in chunks([row.id for row in keep]):
+            self.session.execute(update(CatalogFile).where(CatalogFile.id.in_(list(batch)))
+                                 .values(in_cache=0, offline=1))
+        self._delete_ids(forget[::-1])
+        for row in gone:
+            if row.path in holding and row.offline:
+                continue  # already known to live only in its copies
+            kept = row.path in holding
+            self.handled.append(Handled(row.file_path, "offline" if kept else "deleted",
+                                        row.id if kept else None))
+
+    # --- the execution's files ---------------------------------------------------------
+
+    def _record_execution_files(self) -> None:
+        rows = {}
+        for line in self.handled:
+            if line.file_id is not None and line.outcome not in ("deleted", "removed"):
+                rows[line.file_id] = {"execution_id": self.execution.id, "file_id": line.file_id,
+                                      "outcome": line.outcome}
+        insert_ignoring_conflicts(self.session, ExecutionFile, rows.values())
