@@ -9,7 +9,9 @@ from datetime import datetime
 from conftest import sdk_client, unique
 from engine_fixtures import *  # noqa: F403 - engine, api, nodes, storage, action_task
 from engine_fixtures import action_task
-from engine_support import act, latest_execution, logs, make_tree, tree_digest, wait_task
+from engine_support import (
+    act, catalog_entry, latest_execution, logs, make_tree, tree_digest, wait_task,
+)
 from s3_support import ACCESS_KEY, REGION, SECRET_KEY
 from s3_support import fault_proxy, s3_server  # noqa: F401 - fixtures, used by name
 from tiermover.storage.open import open_backend
@@ -84,6 +86,10 @@ def test_a_tree_goes_to_a_bucket_and_comes_back_identical(api, nodes, storage,
         assert entry["type"] == "file" and entry["size"] == local.stat().st_size
         modified = datetime.fromisoformat(entry["modification_date"].replace("Z", "+00:00"))
         assert abs(modified.timestamp() - local.stat().st_mtime) < 0.001
+    # ... and each source file knows its copy is in the bucket.
+    original = catalog_entry(api, f"/{source}/tree/dir1/large.bin")
+    assert original["cloud_buckets"] == [bucket["name"]] and original["nas_shares"] == []
+    assert original["checksums"][0].startswith("xxh128:")
 
     down = action_task(api, "copy", [f"/{bucket['name']}/out/tree"], [f"/{destination}/back"],
                        options={"reset_file_date": "true"})
