@@ -117,6 +117,13 @@ def latest_execution(api: httpx.Client, task_id: int) -> dict:
     return page["task_executions"][0]
 
 
+def run_task(api: httpx.Client, task: dict, timeout: float = 90) -> dict:
+    """Run a task, wait for it to end, and return its (latest) execution."""
+    act(api, task["id"], "run")
+    wait_task(api, task["id"], timeout=timeout)
+    return latest_execution(api, task["id"])
+
+
 def logs(api: httpx.Client, execution_id: str) -> list[dict]:
     return api.get(f"/task_executions/{execution_id}/logs", params={"limit": 10000}).json()
 

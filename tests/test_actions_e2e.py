@@ -8,15 +8,8 @@ from pathlib import Path
 
 from engine_fixtures import *  # noqa: F401,F403 (engine, api, nodes, storage fixtures)
 from engine_fixtures import action_task
-from engine_support import (
-    act, latest_execution, logs, make_tree, partial_files, tree_digest, wait_task,
-)
+from engine_support import logs, make_tree, partial_files, run_task, tree_digest
 
-
-def run(api, task: dict, timeout: float = 60) -> dict:
-    act(api, task["id"], "run")
-    wait_task(api, task["id"], timeout=timeout)
-    return latest_execution(api, task["id"])
 
 
 def test_copy_with_filters_streams_and_original_dates(api, nodes, storage):
@@ -32,7 +25,7 @@ def test_copy_with_filters_streams_and_original_dates(api, nodes, storage):
                        options={"parallel_processing": 8, "reset_file_date": "true",
                                 "reset_folder_date": "true"},
                        filters=['name ~ "*.txt"'])
-    execution = run(api, task)
+    execution = run_task(api, task)
     assert execution["status"] == "done", execution
     copied = destination_root / "out" / "tree"
     assert sorted(p.relative_to(copied).as_posix() for p in copied.rglob("*.*")) == sorted(
@@ -53,7 +46,7 @@ def test_processing_order_decides_which_file_goes_first(api, nodes, storage):
     nodes()
     task = action_task(api, "copy", [f"/{source}/sizes"], [f"/{destination}/out"],
                        options={"processing_order": "size_desc", "parallel_processing": 1})
-    assert run(api, task)["status"] == "done"
+    assert run_task(api, task)["status"] == "done"
     written = sorted((destination_root / "out" / "sizes").iterdir(),
                      key=lambda p: p.stat().st_mtime_ns)
     assert [p.stat().st_size for p in written] == sorted(sizes, reverse=True)
@@ -66,12 +59,12 @@ def test_erase_and_soft_erase(api, nodes, storage):
     before = tree_digest(kept)
     nodes()
     erase = action_task(api, "erase", [f"/{source}/gone"], workflow_type="maintenance")
-    execution = run(api, erase)
+    execution = run_task(api, erase)
     assert execution["status"] == "done", execution
     assert not (source_root / "gone").exists()
     soft = action_task(api, "erase", [f"/{source}/kept"], options={"soft_erase": "true"},
                        workflow_type="maintenance")
-    assert run(api, soft)["status"] == "done"
+    assert run_task(api, soft)["status"] == "done"
     assert tree_digest(kept) == before
 
 
@@ -80,7 +73,7 @@ def test_speedtest_reports_bandwidths_and_leaves_nothing(api, nodes, storage):
     (source_root / "bench").mkdir()
     nodes()
     task = action_task(api, "speedtest", [f"/{source}/bench"], workflow_type="maintenance")
-    execution = run(api, task)
+    execution = run_task(api, task)
     assert execution["status"] == "done", execution
     lines = [entry["msg"] for entry in logs(api, execution["id"])]
     report = next(line for line in lines if line.startswith("speedtest"))
@@ -94,7 +87,7 @@ def test_move_verifies_then_removes_sources_and_keeps_them_in_the_catalog(api, n
     before = tree_digest(tree)
     nodes()
     task = action_task(api, "move", [f"/{source}/tree"], [f"/{destination}/archive"])
-    execution = run(api, task)
+    execution = run_task(api, task)
     assert execution["status"] == "done", execution
     assert tree_digest(destination_root / "archive" / "tree") == before
     # A container keeps its folder tree (browsable, files offline); the files are gone.

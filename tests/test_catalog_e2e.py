@@ -10,15 +10,8 @@ import shutil
 
 from engine_fixtures import *  # noqa: F401,F403 (engine, api, nodes, storage fixtures)
 from engine_fixtures import action_task
-from engine_support import (
-    act, catalog_entry, latest_execution, logs, make_tree, share_on, tree_digest, wait_task,
-)
+from engine_support import catalog_entry, logs, make_tree, run_task, share_on, tree_digest
 
-
-def run(api, task: dict, timeout: float = 90) -> dict:
-    act(api, task["id"], "run")
-    wait_task(api, task["id"], timeout=timeout)
-    return latest_execution(api, task["id"])
 
 
 def messages(api, execution: dict) -> list[str]:
@@ -35,7 +28,7 @@ def test_copies_are_recorded_on_their_file_with_checksum_and_share(api, nodes, s
     nodes()
     task = action_task(api, "copy", [f"/{source}/docs"], [f"/{share}/copies"],
                        options={"file_checksum": "sha256"})
-    execution = run(api, task)
+    execution = run_task(api, task)
     assert execution["status"] == "done", execution
     original = catalog_entry(api, f"/{source}/docs/a.txt")
     assert original is not None
@@ -58,7 +51,7 @@ def test_move_from_a_container_keeps_entries_offline_with_their_copy(api, nodes,
     tree = make_tree(source_root / "projects", files=6, size=2_000)
     before = tree_digest(tree)
     nodes()
-    execution = run(api, action_task(api, "move", [f"/{source}/projects"], [f"/{share}"]))
+    execution = run_task(api, action_task(api, "move", [f"/{source}/projects"], [f"/{share}"]))
     assert execution["status"] == "done", execution
     assert tree_digest(tmp_path / "vault" / "projects") == before
     moved = "dir0/file-00000.bin"
@@ -80,7 +73,7 @@ def test_scan_sees_new_changed_and_deleted_files(api, nodes, storage):
     nodes()
     scan = action_task(api, "scan", [f"/{source}/area"], workflow_type="maintenance",
                        options={"full_report": "true"})
-    first = run(api, scan)
+    first = run_task(api, scan)
     assert first["status"] == "done", first
     assert f"/{source}/area/edit.txt: new" in messages(api, first)
     dropped = catalog_entry(api, f"/{source}/area/drop.txt")
@@ -91,7 +84,7 @@ def test_scan_sees_new_changed_and_deleted_files(api, nodes, storage):
     (area / "edit.txt").write_text("edited, and longer")
     os.utime(area / "edit.txt", (1_600_000_000, 1_600_000_000))
     (area / "fresh.txt").write_text("fresh")
-    second = run(api, scan)
+    second = run_task(api, scan)
     assert second["status"] == "done", second
     lines = messages(api, second)
     for expected in (f"/{source}/area/fresh.txt: new", f"/{source}/area/edit.txt: changed",
@@ -116,17 +109,17 @@ def test_check_consistency_reports_a_corrupted_byte_and_a_missing_copy(api, node
     for name in ("good.bin", "rot.bin", "lost.bin"):
         (folder / name).write_bytes(os.urandom(50_000))
     nodes()
-    assert run(api, action_task(api, "copy", [f"/{source}/data"], [f"/{share}"]))["status"] == "done"
+    assert run_task(api, action_task(api, "copy", [f"/{source}/data"], [f"/{share}"]))["status"] == "done"
     check = action_task(api, "check_consistency", [f"/{source}/data"],
                         workflow_type="maintenance")
-    assert run(api, check)["status"] == "done"
+    assert run_task(api, check)["status"] == "done"
 
     rotten = tmp_path / "copies" / "data" / "rot.bin"
     data = bytearray(rotten.read_bytes())
     data[12_345] ^= 0x01
     rotten.write_bytes(bytes(data))
     (tmp_path / "copies" / "data" / "lost.bin").unlink()
-    execution = run(api, check)
+    execution = run_task(api, check)
     assert execution["status"] == "finished_with_warnings", execution
     warnings = [line["msg"] for line in logs(api, execution["id"]) if line["level"] == "warning"]
     assert any(line.startswith(f"/{share}/data/rot.bin: checksum") and "does not match" in line
@@ -147,10 +140,10 @@ def test_cache_cleaning_drops_primaries_that_have_a_matching_copy(api, nodes, st
     nodes()
     copy = action_task(api, "copy", [f"/{source}/cold/archived.bin", f"/{source}/cold/edited.bin"],
                        [f"/{share}"])
-    assert run(api, copy)["status"] == "done"
+    assert run_task(api, copy)["status"] == "done"
     (folder / "edited.bin").write_bytes(b"B" * 4096)  # its copy is now out of date
     clean = action_task(api, "cache_cleaning", [f"/{source}/cold"], workflow_type="maintenance")
-    execution = run(api, clean)
+    execution = run_task(api, clean)
     assert execution["status"] == "finished_with_warnings", execution
     assert sorted(p.name for p in folder.iterdir()) == ["edited.bin", "uncopied.bin"]
     archived = catalog_entry(api, f"/{source}/cold/archived.bin")
@@ -168,7 +161,7 @@ def test_backup_sets_restore_newest_and_a_given_set(api, nodes, storage, tmp_pat
     nodes()
     backup = action_task(api, "incremental_backup", [f"/{source}/proj"], [f"/{share}"],
                          workflow_type="data_migration")
-    first = run(api, backup)
+    first = run_task(api, backup)
     assert first["status"] == "done", first
     first_set = tmp_path / "backups" / f"backup-{first['id']}" / "proj"
     assert tree_digest(first_set) == first_state  # no earlier set: everything is copied
@@ -176,7 +169,7 @@ def test_backup_sets_restore_newest_and_a_given_set(api, nodes, storage, tmp_pat
     changed = "dir0/file-00000.bin"
     (project / changed).write_bytes(b"second version")
     (project / "added.txt").write_text("new in the second set")
-    second = run(api, backup)
+    second = run_task(api, backup)
     assert second["status"] == "done", second
     second_set = tmp_path / "backups" / f"backup-{second['id']}" / "proj"
     assert sorted(tree_digest(second_set)) == ["added.txt", "dir0", changed]
@@ -185,17 +178,17 @@ def test_backup_sets_restore_newest_and_a_given_set(api, nodes, storage, tmp_pat
     shutil.rmtree(project)  # the disaster
     newest = action_task(api, "restore", [f"/{source}/proj"], [f"/{destination}/newest"],
                          workflow_type="data_migration")
-    assert run(api, newest)["status"] == "done"
+    assert run_task(api, newest)["status"] == "done"
     assert tree_digest(destination_root / "newest" / "proj") == second_state
 
     as_of_first = action_task(api, "restore", [f"/{source}/proj"], [f"/{destination}/older"],
                               workflow_type="data_migration",
                               options={"execution_task_id": first["id"]})
-    assert run(api, as_of_first)["status"] == "done"
+    assert run_task(api, as_of_first)["status"] == "done"
     assert tree_digest(destination_root / "older" / "proj") == first_state
 
     as_of_second = action_task(api, "restore", [f"/{source}/proj"], [f"/{destination}/second"],
                                workflow_type="data_migration",
                                options={"execution_task_id": second["id"]})
-    assert run(api, as_of_second)["status"] == "done"
+    assert run_task(api, as_of_second)["status"] == "done"
     assert tree_digest(destination_root / "second" / "proj") == second_state

@@ -16,16 +16,11 @@ import pytest
 from engine_fixtures import *  # noqa: F401,F403 (engine, api, nodes, storage fixtures)
 from engine_fixtures import action_task
 from engine_support import (
-    act, latest_execution, logs, partial_files, share_on, tree_digest, wait_task,
+    act, latest_execution, logs, partial_files, run_task, share_on, tree_digest, wait_task,
 )
 
 MiB = 1024 * 1024
 
-
-def run(api, task: dict, timeout: float = 60) -> dict:
-    act(api, task["id"], "run")
-    wait_task(api, task["id"], timeout=timeout)
-    return latest_execution(api, task["id"])
 
 
 def messages(api, execution: dict) -> list[str]:
@@ -57,7 +52,7 @@ def test_destination_full_fails_the_files_that_do_not_fit_and_move_keeps_them(
     nodes()
     task = action_task(api, "move", [f"/{source}/big"], [f"/{share}/out"],
                        options={"parallel_processing": 1})
-    execution = run(api, task)
+    execution = run_task(api, task)
     assert execution["status"] == "finished_with_warnings", execution
     lines = messages(api, execution)
     full = [line for line in lines if "No space left on device" in line]
@@ -88,7 +83,7 @@ def test_a_file_the_node_may_not_read_fails_alone(api, nodes, storage):
     # As root the node would read anything: drop the capabilities that bypass modes.
     nodes(wrapper=("setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search,-fowner"))
     task = action_task(api, "copy", [f"/{source}/mixed"], [f"/{destination}/out"])
-    execution = run(api, task)
+    execution = run_task(api, task)
     assert execution["status"] == "finished_with_warnings", execution
     lines = messages(api, execution)
     assert any(f"/{source}/mixed/f2.txt" in line and "Permission denied" in line
