@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
+from sqlalchemy import Text, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -44,3 +45,11 @@ def upsert(session: Session, model, rows: Iterable[dict], key: Sequence[str],
             index_elements=list(key),
             set_={name: getattr(statement.excluded, name) for name in update})
         session.execute(statement, list(batch))
+
+
+def one_of(session: Session, column, values: list[str]):
+    """`column IN values` for text; on PostgreSQL as `= ANY(array)`: one parameter instead
+    of hundreds, which PostgreSQL plans much faster."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(Text)))
+    return column.in_(values)
