@@ -58,7 +58,7 @@ class VirtualLibrary(TapeLibraryDriver):
         if storage_slots < 0 or io_slots < 0 or drives < 1 or cartridge_capacity <= 0:
             raise TapeError("a library needs at least one drive, slots >= 0 and a positive "
                             "cartridge capacity")
-        with library._locked():
+        with library._locked(creating=True):
             if (library.directory / STATE).exists():
                 raise TapeError(f"{library.directory} already holds a virtual tape library")
             library._save({"format": STATE_FORMAT, "version": 1,
@@ -206,8 +206,13 @@ class VirtualLibrary(TapeLibraryDriver):
     # --- state -------------------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self):
-        fd = os.open(self.directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    def _locked(self, creating: bool = False):
+        if not creating and not (self.directory / STATE).is_file():
+            raise TapeError(f"{self.directory} holds no virtual tape library")
+        try:
+            fd = os.open(self.directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise TapeError(f"cannot lock {self.directory}: {error.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -295,13 +300,15 @@ class VirtualDevice(TapeDevice):
         self.block_size = block_size
         self._capacity = capacity
         self._write_protect = write_protect
-        self._fd = os.open(path, os.O_RDWR)
+        self._fd = -1
+        fd = os.open(path, os.O_RDWR)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(self._fd)
+            os.close(fd)
             raise DriveBusy(f"cartridge {barcode} is in use by another process") from None
-        self._size = os.fstat(self._fd).st_size
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
         self._pos = 0
 
     @property
