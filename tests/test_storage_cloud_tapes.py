@@ -18,7 +18,8 @@ def new_bucket(api, connector_id: int, **fields) -> dict:
 
 
 def new_library(api, **fields) -> dict:
-    body = {"name": unique("lib"), "protocol": "virtual", **fields}
+    """A record of a physical library (virtual ones are made on disk: test_tape_api.py)."""
+    body = {"name": unique("lib"), "protocol": "scsi", **fields}
     return ok(api.post("/tape_libraries", json=body), 201)
 
 
@@ -141,7 +142,7 @@ def test_buckets_go_with_their_connector(api):
 
 def test_library_round_trip_and_errors(api):
     library = new_library(api, serial=unique("SN"), storage_slots=24, vendor="IBM")
-    assert library["protocol"] == "virtual" and library["status"] == "online"
+    assert library["protocol"] == "scsi" and library["status"] == "online"
     assert ok(api.get(f"/tape_libraries/{library['serial']}")) == library
     assert ok(api.get(f"/tape_libraries/{library['name']}")) == library
     updated = ok(api.put(f"/tape_libraries/{library['id']}",

@@ -16,7 +16,7 @@ app = typer.Typer(help="tiermover: a self-hosted task engine for data management
 console = Console(stderr=True)
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, what: str = "the limit") -> int:
     """'50M' -> 52428800 (K, M, G, T are powers of 1024)."""
     units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
     text = text.strip().upper().removesuffix("B").removesuffix("I")
@@ -26,7 +26,7 @@ def parse_size(text: str) -> int:
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a size like 50M") from None
     if value <= 0:
-        raise typer.BadParameter("the limit must be positive")
+        raise typer.BadParameter(f"{what} must be positive")
     return value
 
 
@@ -207,6 +207,101 @@ def create_api_key(
     except ServiceError as error:
         _fail(error)
     typer.echo(key)
+
+
+tape_app = typer.Typer(help="Tape libraries and cartridges (same rules as the API).")
+app.add_typer(tape_app, name="tape")
+
+
+@tape_app.command("create-library")
+def create_tape_library(
+    name: str,
+    device: Annotated[Path, typer.Option(help="The directory that holds the cartridges (virtual).")],
+    slots: Annotated[int, typer.Option(help="Storage slots, each filled with a blank cartridge.")],
+    capacity: Annotated[str, typer.Option(help="Bytes per cartridge, e.g. 1.5T or 64M.")],
+    drives: Annotated[int, typer.Option(help="Drives.")] = 1,
+    io_slots: Annotated[int, typer.Option(help="Mail (import/export) slots.")] = 0,
+    cartridge_type: Annotated[Optional[str], typer.Option(help="data_lto5 unless given.")] = None,
+    barcode_prefix: Annotated[Optional[str], typer.Option(help="Start of generated barcodes.")] = None,
+    data_dir: DataDirOption = Path("./tiermover-data"),
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create a virtual tape library: a directory of cartridge files, with its drives."""
+    from tiermover.service.errors import ServiceError
+    from tiermover.service.storage import tapes as tape_service
+
+    device = device.absolute()
+    values = {"name": name, "protocol": "virtual", "device": str(device),
+              "storage_slots": slots, "io_slots": io_slots, "drives": drives,
+              "cartridge_capacity": parse_size(capacity, "the capacity"), "cartridge_type": cartridge_type,
+              "barcode_prefix": barcode_prefix}
+    try:
+        with _session_scope(data_dir, database_url) as session:
+            library = tape_service.create_library(
+                session, {k: v for k, v in values.items() if v is not None})
+            barcodes = _library_barcodes(session, library.id)
+            library_id = library.id
+    except ServiceError as error:
+        _fail(error)
+    console.print(f"Created tape library '{name}' (id {library_id}) with {drives} drive(s) "
+                  f"and {len(barcodes)} blank cartridge(s) in {device}.")
+    typer.echo("\n".join(barcodes))
+
+
+@tape_app.command("add-blank")
+def add_blank_tapes(
+    library: Annotated[str, typer.Argument(help="Library name or id.")],
+    count: Annotated[int, typer.Option(help="How many cartridges.")] = 1,
+    capacity: Annotated[Optional[str], typer.Option(help="Bytes each (default: the library's).")] = None,
+    data_dir: DataDirOption = Path("./tiermover-data"),
+    database_url: DatabaseOption = None,
+) -> None:
+    """Add blank cartridges to a virtual library; prints their barcodes."""
+    from tiermover.service.errors import ServiceError
+    from tiermover.service.storage import tape_inventory, tapes as tape_service
+
+    try:
+        with _session_scope(data_dir, database_url) as session:
+            found = tape_service.get_library(session, library)
+            tapes = tape_inventory.add_blank_tapes(
+                session, found, count, parse_size(capacity, "the capacity") if capacity else None)
+            barcodes = [tape.barcode for tape in tapes]
+    except ServiceError as error:
+        _fail(error)
+    typer.echo("\n".join(barcodes))
+
+
+@tape_app.command("list")
+def list_tapes(
+    library: Annotated[str, typer.Argument(help="Library name or id.")],
+    data_dir: DataDirOption = Path("./tiermover-data"),
+    database_url: DatabaseOption = None,
+) -> None:
+    """The library's cartridges: barcode, where, free of capacity, flags."""
+    from tiermover.service.errors import ServiceError
+    from tiermover.service.storage import tape_inventory, tapes as tape_service
+
+    try:
+        with _session_scope(data_dir, database_url) as session:
+            found = tape_service.get_library(session, library)
+            tape_inventory.refresh(session, found)
+            rows = [(t.barcode, t.location or "", t.free, t.max,
+                     ",".join(flag for flag in ("scratch", "mounted", "ejected", "locked",
+                                                "write_protect") if getattr(t, flag)))
+                    for t in tape_service.tapes_of(session, found)]
+    except ServiceError as error:
+        _fail(error)
+    for barcode, location, free, capacity, flags in rows:
+        typer.echo(f"{barcode}\t{location}\t{free}/{capacity}\t{flags}")
+
+
+def _library_barcodes(session, library_id: int) -> list[str]:
+    from sqlalchemy import select
+
+    from tiermover.db.models import Tape
+
+    return list(session.scalars(select(Tape.barcode).where(Tape.tape_library_id == library_id)
+                                .order_by(Tape.barcode)))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ CLOUD_BUCKET_FIELDS = ("id", "cloud_connector_id", "pool_id", "name", "file_coun
 TAPE_LIBRARY_FIELDS = (
     "id", "name", "comment", "libso", "status", "price", "serial", "protocol", "vendor",
     "product", "firmware", "device", "acs", "storage_slots", "storage_slots_address",
-    "io_slots", "io_slots_address",
+    "io_slots", "io_slots_address", "cartridge_capacity", "cartridge_type", "barcode_prefix",
 )
 TAPE_DRIVE_FIELDS = (
     "id", "tape_library_id", "name", "comment", "libso", "serial", "scsi_address", "vendor",

@@ -2,6 +2,9 @@
 
 Tapes are registered by barcode in a library (POST /tape_libraries/{id}/tapes, an
 extension: Nodeum inventories them from the library) and join pools through the pools.
+A virtual library (protocol `virtual`, `device` a directory) is made with its drives and
+blank cartridges; more blank ones come with POST /tape_libraries/{id}/blank_tapes.
+Listing tapes or drives first mirrors the virtual libraries' inventories.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tiermover.api.nodeum.storage_render import (
     render_mount_status, render_tape, render_tape_drive, render_tape_library,
 )
 from tiermover.db.models import Tape
+from tiermover.service.storage import tape_inventory as inventory
 from tiermover.service.storage import tapes as service
 from tiermover.service.storage.pools import get_pool
 
@@ -32,7 +36,10 @@ TapeType = Literal[
 
 
 class TapeLibraryBody(BaseModel):
-    """TapeLibrary and TapeLibraryDevice fields; `virtual` keeps cartridges as files."""
+    """TapeLibrary and TapeLibraryDevice fields; `virtual` keeps cartridges as files.
+
+    Extensions: `drives` (how many a virtual library gets), `cartridge_capacity` (bytes of
+    its blank cartridges), `cartridge_type` (data_lto5 unless given), `barcode_prefix`."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -52,6 +59,10 @@ class TapeLibraryBody(BaseModel):
     storage_slots_address: int | None = None
     io_slots: int | None = None
     io_slots_address: int | None = None
+    drives: int | None = None
+    cartridge_capacity: int | None = None
+    cartridge_type: TapeType | None = None
+    barcode_prefix: str | None = None
 
 
 class TapeDriveBody(BaseModel):
@@ -87,6 +98,17 @@ class TapeBody(BaseModel):
     max: int | None = None
     locked: bool | None = None
     write_protect: bool | None = None
+
+
+class BlankTapesBody(BaseModel):
+    """Blank cartridges for a virtual library: `max` bytes each (the library's
+    cartridge_capacity unless given), of `type` (the library's cartridge_type)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    count: int = 1
+    max: int | None = None
+    type: TapeType | None = None
 
 
 def tape_mount_status(session, tape: Tape) -> dict:
@@ -147,10 +169,16 @@ def drives(page):
     return collection("tape_drives", page, render_tape_drive)
 
 
+def mirrored(session) -> None:
+    """The virtual libraries' inventories into the rows about to be shown."""
+    inventory.refresh_all(session)
+
+
 @router.get(BY_LIBRARY, summary="Lists all tape drives of a library.")
 def index_tape_drives_by_tape_library(request: Request, tape_library_id: str,
                                       session: DbSession,
                                       principal: Scope("tape_drives", "index")):
+    mirrored(session)
     library = service.get_library(session, tape_library_id)
     query = parse_list_query(request.query_params, LIBRARY_SCOPED_DRIVE_ATTRS)
     return drives(service.list_drives(session, query, library=library))
@@ -169,6 +197,7 @@ def create_tape_drive_by_tape_library(tape_library_id: str, body: TapeDriveBody,
 def show_tape_drive_by_tape_library(tape_library_id: str, tape_drive_id: str,
                                     session: DbSession,
                                     principal: Scope("tape_drives", "show")):
+    mirrored(session)
     library = service.get_library(session, tape_library_id)
     return render_tape_drive(service.get_drive(session, tape_drive_id, library=library))
 
@@ -196,6 +225,7 @@ def destroy_tape_drive_by_tape_library(tape_library_id: str, tape_drive_id: str,
 @router.get("/tape_drives", summary="Lists all tape drives.")
 def index_tape_drives(request: Request, session: DbSession,
                       principal: Scope("tape_drives", "index")):
+    mirrored(session)
     query = parse_list_query(request.query_params, service.DRIVE_ATTRS)
     return drives(service.list_drives(session, query))
 
@@ -203,6 +233,7 @@ def index_tape_drives(request: Request, session: DbSession,
 @router.get("/tape_drives/{tape_drive_id}", summary="Displays a specific tape drive.")
 def show_tape_drive(tape_drive_id: str, session: DbSession,
                     principal: Scope("tape_drives", "show")):
+    mirrored(session)
     return render_tape_drive(service.get_drive(session, tape_drive_id))
 
 
@@ -235,12 +266,14 @@ def tapes(page):
 
 @router.get("/tapes", summary="Lists all tapes.")
 def index_tapes(request: Request, session: DbSession, principal: Scope("tapes", "index")):
+    mirrored(session)
     query = parse_list_query(request.query_params, service.TAPE_ATTRS)
     return tapes(service.list_tapes(session, query))
 
 
 @router.get("/tapes/{tape_id}", summary="Displays a specific tape.")
 def show_tape(tape_id: str, session: DbSession, principal: Scope("tapes", "show")):
+    mirrored(session)
     return render_tape(service.get_tape(session, tape_id))
 
 
@@ -254,12 +287,14 @@ def destroy_tape(tape_id: str, session: DbSession, principal: AdminScope("tapes"
 @router.get("/tapes/{tape_id}/mount", summary="Get mount status of a tape.")
 def mount_status_tape(tape_id: str, session: DbSession,
                       principal: Scope("tapes", "mount_status")):
+    mirrored(session)
     return tape_mount_status(session, service.get_tape(session, tape_id))
 
 
 @router.get("/pools/{pool_id}/tapes", summary="Lists all tapes of a pool.")
 def index_tapes_by_pool(request: Request, pool_id: str, session: DbSession,
                         principal: Scope("tapes", "index")):
+    mirrored(session)
     pool = get_pool(session, pool_id)
     query = parse_list_query(request.query_params, POOL_SCOPED_TAPE_ATTRS)
     return tapes(service.list_tapes(session, query, pool=pool))
@@ -268,12 +303,14 @@ def index_tapes_by_pool(request: Request, pool_id: str, session: DbSession,
 @router.get("/pools/{pool_id}/tapes/{tape_id}", summary="Displays a specific tape of a pool.")
 def show_tape_by_pool(pool_id: str, tape_id: str, session: DbSession,
                       principal: Scope("tapes", "show")):
+    mirrored(session)
     return render_tape(service.get_tape(session, tape_id, pool=get_pool(session, pool_id)))
 
 
 @router.get("/pools/{pool_id}/tapes/{tape_id}/mount", summary="Get mount status of a tape.")
 def mount_status_tape_by_pool(pool_id: str, tape_id: str, session: DbSession,
                               principal: Scope("tapes", "mount_status")):
+    mirrored(session)
     tape = service.get_tape(session, tape_id, pool=get_pool(session, pool_id))
     return tape_mount_status(session, tape)
 
@@ -284,6 +321,7 @@ TAPES_OF_LIBRARY = "/tape_libraries/{tape_library_id}/tapes"
 @router.get(TAPES_OF_LIBRARY, summary="Lists all tapes of a library.")
 def index_tapes_by_tape_library(request: Request, tape_library_id: str, session: DbSession,
                                 principal: Scope("tapes", "index")):
+    mirrored(session)
     library = service.get_library(session, tape_library_id)
     query = parse_list_query(request.query_params, LIBRARY_SCOPED_TAPE_ATTRS)
     return tapes(service.list_tapes(session, query, library=library))
@@ -301,6 +339,7 @@ def create_tape(tape_library_id: str, body: TapeBody, session: DbSession,
 @router.get(TAPES_OF_LIBRARY + "/{tape_id}", summary="Displays a specific tape of a library.")
 def show_tape_by_tape_library(tape_library_id: str, tape_id: str, session: DbSession,
                               principal: Scope("tapes", "show")):
+    mirrored(session)
     library = service.get_library(session, tape_library_id)
     return render_tape(service.get_tape(session, tape_id, library=library))
 
@@ -308,5 +347,15 @@ def show_tape_by_tape_library(tape_library_id: str, tape_id: str, session: DbSes
 @router.get(TAPES_OF_LIBRARY + "/{tape_id}/mount", summary="Get mount status of a tape.")
 def mount_status_tape_by_tape_library(tape_library_id: str, tape_id: str, session: DbSession,
                                       principal: Scope("tapes", "mount_status")):
+    mirrored(session)
     library = service.get_library(session, tape_library_id)
     return tape_mount_status(session, service.get_tape(session, tape_id, library=library))
+
+
+@router.post("/tape_libraries/{tape_library_id}/blank_tapes", status_code=201,
+             summary="Adds blank cartridges to a virtual library (extension).")
+def create_blank_tapes(tape_library_id: str, body: BlankTapesBody, session: DbSession,
+                       principal: AdminScope("tapes", "create")):
+    library = service.get_library(session, tape_library_id)
+    tapes = inventory.add_blank_tapes(session, library, body.count, body.max, body.type)
+    return created({"count": len(tapes), "tapes": [render_tape(tape) for tape in tapes]})

@@ -143,6 +143,11 @@ class TapeLibrary(Base):
     storage_slots_address: Mapped[int | None] = mapped_column(Integer)
     io_slots: Mapped[int | None] = mapped_column(Integer)
     io_slots_address: Mapped[int | None] = mapped_column(Integer)
+    # What blank cartridges added to the library are (extensions; a virtual library's
+    # cartridges are files of this capacity).
+    cartridge_capacity: Mapped[int | None] = mapped_column(BigInteger)
+    cartridge_type: Mapped[str | None] = mapped_column(String(16))
+    barcode_prefix: Mapped[str | None] = mapped_column(String(16))
 
 
 class TapeDrive(Base):

@@ -2,6 +2,10 @@
 
 A tape whose library is deleted stays known as an orphan (tape_library_id null): only
 then may it be deleted, since a tape in a library may hold data a task still needs.
+
+A library of protocol `virtual` is made on disk when it is created: its drives and its
+blank cartridges, files in its directory (see tape_inventory). Other protocols are
+records of a physical library, its drives and cartridges registered by hand.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from tiermover.db.models import Pool, Tape, TapeDrive, TapeLibrary
 from tiermover.service.errors import ValidationFailed
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
 from tiermover.service.validation import check_limits
+from tiermover.service.storage import tape_inventory as inventory
 from tiermover.service.storage.common import (
     assign, check_not_negative, clean_name, column_taken, flush, lookup,
 )
@@ -31,9 +36,10 @@ def _attrs(model, ints=(), bools=(), dates=(), texts=()) -> dict[str, Attr]:
 
 LIBRARY_ATTRS = _attrs(
     TapeLibrary,
-    ints=("acs", "storage_slots", "storage_slots_address", "io_slots", "io_slots_address"),
+    ints=("acs", "storage_slots", "storage_slots_address", "io_slots", "io_slots_address",
+          "cartridge_capacity"),
     texts=("name", "serial", "comment", "protocol", "vendor", "product", "firmware", "device",
-           "libso", "status", "price"),
+           "libso", "status", "price", "cartridge_type", "barcode_prefix"),
 )
 DRIVE_ATTRS = _attrs(
     TapeDrive,
@@ -54,7 +60,10 @@ TAPE_ATTRS = _attrs(
 
 LIBRARY_WRITABLE = ("name", "comment", "libso", "status", "price", "serial", "protocol",
                     "vendor", "product", "firmware", "device", "acs", "storage_slots",
-                    "storage_slots_address", "io_slots", "io_slots_address")
+                    "storage_slots_address", "io_slots", "io_slots_address",
+                    "cartridge_capacity", "cartridge_type", "barcode_prefix")
+# What the virtual library on disk is made of: set once, at creation.
+VIRTUAL_FROZEN = ("protocol", "device", "storage_slots", "io_slots")
 # The rest of a drive (what it holds, for which task, how fast) is the server's to say.
 DRIVE_WRITABLE = ("name", "comment", "libso", "serial", "scsi_address", "vendor", "product",
                   "firmware", "device", "sgdevice", "acs", "lsm", "panel", "transport", "status")
@@ -80,6 +89,17 @@ def _validate_library(session: Session, values: dict, library: TapeLibrary | Non
     check_limits(TapeLibrary, values, failure)
     check_not_negative(values, ("acs", "storage_slots", "storage_slots_address", "io_slots",
                                 "io_slots_address"), failure)
+    protocol = values.get("protocol") or (library.protocol if library else None)
+    if library is None and protocol == inventory.VIRTUAL:
+        inventory.check_virtual_library(session, values, failure)
+    elif library is not None:
+        for name in VIRTUAL_FROZEN:
+            if name in values and values[name] != getattr(library, name) and (
+                    inventory.is_virtual(library) or values.get("protocol") == inventory.VIRTUAL):
+                failure.add(name, "frozen", "can't be updated: a virtual library is made "
+                            "once, at creation (add cartridges to grow it)")
+        inventory.check_capacity(values.get("cartridge_capacity"), failure, required=False)
+        inventory.check_prefix(values.get("barcode_prefix"), failure)
     own_id = library.id if library else None
     # Serials find libraries as names do, so they must be unique as well.
     for column in (TapeLibrary.name, TapeLibrary.serial):
@@ -91,11 +111,18 @@ def _validate_library(session: Session, values: dict, library: TapeLibrary | Non
 
 
 def create_library(session: Session, values: dict) -> TapeLibrary:
+    """The library; a virtual one with its `drives` drives and `storage_slots` blank
+    cartridges, made on disk."""
     _validate_library(session, values, None)
     library = TapeLibrary(status="online", protocol="scsi")
     assign(library, values, LIBRARY_WRITABLE)
+    if inventory.is_virtual(library):
+        library.io_slots = library.io_slots or 0
+        library.cartridge_type = library.cartridge_type or inventory.DEFAULT_TYPE
     session.add(library)
     flush(session, value=library.name)
+    if inventory.is_virtual(library):
+        inventory.provision_virtual(session, library, values["drives"])
     return library
 
 
@@ -178,6 +205,11 @@ def list_tapes(session: Session, query: ListQuery, library: TapeLibrary | None =
     return list_page(session, stmt, TAPE_ATTRS, query, Tape.id)
 
 
+def tapes_of(session: Session, library: TapeLibrary) -> list[Tape]:
+    return list(session.scalars(select(Tape).where(Tape.tape_library_id == library.id)
+                                .order_by(Tape.barcode)))
+
+
 def get_tape(session: Session, ref: str | int, library: TapeLibrary | None = None,
              pool: Pool | None = None) -> Tape:
     where = []
@@ -189,9 +221,12 @@ def get_tape(session: Session, ref: str | int, library: TapeLibrary | None = Non
 
 
 def register_tape(session: Session, library: TapeLibrary, values: dict) -> Tape:
-    """Record a cartridge put in the library; it starts empty and scratch."""
+    """Record a cartridge put in the library; it starts empty and scratch. In a virtual
+    library that makes a blank cartridge (its barcode generated when none is given)."""
     values = {k: v for k, v in values.items() if k in TAPE_REGISTRATION}
     failure = ValidationFailed()
+    if inventory.is_virtual(library) and not values.get("barcode"):
+        values["barcode"] = inventory.new_barcodes(session, library, 1, values.get("type"))[0]
     clean_name(values, failure, creating=True, attr="barcode")
     check_limits(Tape, values, failure)
     check_not_negative(values, ("max",), failure)
@@ -203,6 +238,12 @@ def register_tape(session: Session, library: TapeLibrary, values: dict) -> Tape:
         elif column_taken(session, Tape.barcode, barcode, None):
             failure.add("barcode", "taken", value=barcode)
     failure.raise_if_any()
+    if inventory.is_virtual(library):
+        [tape] = inventory.add_blank_tapes(session, library, capacity=values.get("max"),
+                                           tape_type=values.get("type"), barcodes=[barcode])
+        assign(tape, values, ("locked", "write_protect"))
+        session.flush()
+        return tape
     tape = Tape(tape_library_id=library.id, type="data_lto5", scratch=True, known=True)
     assign(tape, values, TAPE_REGISTRATION)
     tape.cleaning = tape.type == "cleaning"

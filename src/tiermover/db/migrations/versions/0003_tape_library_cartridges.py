@@ -1,0 +1,28 @@
+"""what blank cartridges of a tape library are: capacity, type, barcode prefix
+
+Revision ID: 0003_tape_library_cartridges
+Revises: 0002
+Create Date: 2026-11-24 14:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0003_tape_library_cartridges'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('tape_libraries', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('cartridge_capacity', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('cartridge_type', sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column('barcode_prefix', sa.String(length=16), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('tape_libraries', schema=None) as batch_op:
+        batch_op.drop_column('barcode_prefix')
+        batch_op.drop_column('cartridge_type')
+        batch_op.drop_column('cartridge_capacity')
