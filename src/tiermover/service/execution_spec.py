@@ -25,6 +25,7 @@ from tiermover.db.models import (
     TaskCallback, TaskDestination, TaskExecution, TaskOption, TaskSource,
 )
 from tiermover.service.execution_state import finished_keys
+from tiermover.service.storage import tape_spec
 
 
 def local_backend(root: str) -> dict:
@@ -56,7 +57,7 @@ def known_storages(session: Session) -> list[dict]:
     storages += [{"key": f"cloud_bucket:{b.id}", "kind": "cloud_bucket", "name": b.name,
                   "root": None, "backend": bucket_backend(connectors.get(b.cloud_connector_id), b)}
                  for b in session.scalars(select(CloudBucket))]
-    return storages
+    return storages + tape_spec.library_storages(session)
 
 
 def _storage_location(session: Session, kind: str, storage, path: str) -> dict:
@@ -184,6 +185,8 @@ def execution_spec(session: Session, execution: TaskExecution) -> dict:
                session.scalars(select(TaskSource).where(TaskSource.task_id == task.id)
                                .order_by(TaskSource.id))
                for location in _sources(session, s)]
+    if task.workflow_action in tape_spec.TAPE_SOURCE_ACTIONS:
+        sources = tape_spec.tape_sources(session, task)
     destinations = [_destination(session, execution, d) for d in
                     session.scalars(select(TaskDestination).where(TaskDestination.task_id == task.id)
                                     .order_by(TaskDestination.id))]

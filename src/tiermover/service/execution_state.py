@@ -13,6 +13,7 @@ from tiermover.db.models import (
     ExecutionItem, ExecutionLog, Task, TaskDestination, TaskExecution, TaskSource,
 )
 from tiermover.service import catalog, queue
+from tiermover.service.storage import tape_spec
 
 log = logging.getLogger("tiermover.executions")
 
@@ -51,6 +52,7 @@ def required_storages(session: Session, task: Task) -> list[str]:
                 keys.add(f"nas_share:{part.nas_share_id}")
             if part.cloud_bucket_id:
                 keys.add(f"cloud_bucket:{part.cloud_bucket_id}")
+    keys |= tape_spec.required_library_keys(session, task)
     return sorted(keys)
 
 
@@ -138,6 +140,7 @@ def record_items(session: Session, execution: TaskExecution, items: Iterable[dic
     if fresh:
         # The catalog applies a whole batch at once (a scan reports thousands per request).
         catalog.apply_items(session, execution, fresh)
+        tape_spec.apply_tape_changes(session, fresh)
     return len(fresh)
 
 

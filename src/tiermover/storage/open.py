@@ -3,6 +3,8 @@
 - `{"kind": "local", "root": ...}`: containers and NAS shares.
 - `{"kind": "s3", "endpoint", "region", "access_key", "secret_key", "bucket", "prefix"}`:
   cloud buckets (optional tuning: see S3_TUNING).
+- `{"kind": "tape_library", "protocol", "device"}`: a tape library; what opens is its
+  driver (tiermover.storage.tape), not a file backend.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ def open_backend(descriptor: dict, fsync: bool = True) -> Backend:
         return S3Backend(descriptor.get("endpoint"), descriptor.get("region"),
                          descriptor.get("access_key") or "", descriptor.get("secret_key") or "",
                          descriptor["bucket"], descriptor.get("prefix") or "", **tuning)
+    if kind == "tape_library":
+        from tiermover.storage.tape import open_library
+
+        return open_library(descriptor)
     raise StorageError(f"this node cannot open storage of kind {kind!r}")
 
 
@@ -96,4 +102,8 @@ def reachable(descriptor: dict | None) -> bool:
         return os.path.isdir(descriptor["root"])
     if descriptor.get("kind") == "s3":
         return _bucket_checks.reachable(descriptor)
+    if descriptor.get("kind") == "tape_library":
+        from tiermover.storage.tape import library_reachable
+
+        return library_reachable(descriptor)
     return False

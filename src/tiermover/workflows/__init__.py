@@ -21,6 +21,8 @@ ACTIONS = {
     "restore": "tiermover.workflows.restore:RestoreWorkflow",
     "speedtest": "tiermover.workflows.speedtest:SpeedtestWorkflow",
     "duplication": "tiermover.workflows.duplication:DuplicationWorkflow",
+    "format": "tiermover.workflows.format_tape:FormatTapeWorkflow",
+    "ejection": "tiermover.workflows.ejection:EjectionWorkflow",
 }
 
 

@@ -2,7 +2,8 @@
 the on-tape format (format.py, writer.py, reader.py).
 
 A library reaches a node as a descriptor, `{"kind": "tape_library", "protocol":
-"virtual", "device": DIR}`; `open_library` turns it into a driver.
+"virtual", "device": DIR}` (with `selected_drive`, a drive number, when the task chose
+one); `open_library` turns it into a driver.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ def open_library(descriptor: dict) -> TapeLibraryDriver:
     if protocol == "virtual":
         from tiermover.storage.tape.virtual import VirtualLibrary
 
-        return VirtualLibrary(descriptor["device"])
+        library = VirtualLibrary(descriptor["device"])
+        library.selected_drive = descriptor.get("selected_drive")
+        return library
     raise TapeError(f"this node has no driver for tape libraries of protocol {protocol!r}")
 
 

@@ -175,6 +175,9 @@ class TapeDevice(ABC):
 class TapeLibraryDriver(ABC):
     """A changer with storage slots, mail (import/export) slots and drives."""
 
+    # The drive a task asked for (option selected_drive), else None: any free one.
+    selected_drive: int | None = None
+
     @abstractmethod
     def inventory(self) -> Inventory: ...
 
