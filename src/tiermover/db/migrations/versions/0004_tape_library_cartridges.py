@@ -1,15 +1,15 @@
 """what blank cartridges of a tape library are: capacity, type, barcode prefix
 
-Revision ID: 0003_tape_library_cartridges
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-24 14:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003_tape_library_cartridges'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
