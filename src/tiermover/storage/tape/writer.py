@@ -68,12 +68,24 @@ class _Records:
         return self.start + self.flushed + len(self.buffer)
 
     def write(self, data) -> None:
-        self.buffer += data
-        if len(self.buffer) >= FLUSH_AT:
-            whole = len(self.buffer) // self.record * self.record
-            self.device.write(bytes(self.buffer[:whole]))
-            del self.buffer[:whole]
+        view = memoryview(data)
+        if len(self.buffer) + len(view) < FLUSH_AT:
+            self.buffer += view
+            return
+        # Top the buffer up to a whole record, then write whole records straight from
+        # the data: large files are not copied through the buffer.
+        fill = -len(self.buffer) % self.record
+        self.buffer += view[:fill]
+        view = view[fill:]
+        if self.buffer:
+            self.device.write(self.buffer)
+            self.flushed += len(self.buffer)
+            self.buffer.clear()
+        whole = len(view) // self.record * self.record
+        if whole:
+            self.device.write(view[:whole])
             self.flushed += whole
+        self.buffer += view[whole:]
 
     def finish(self) -> None:
         """Pad with zeros to a whole record and write everything out."""
