@@ -194,6 +194,7 @@ class CopyBench:
         self.rclone_config.write_text("")
         self.rclone_env: dict[str, str] = {}
         self.s3_url = ""
+        self.s3_process: subprocess.Popen | None = None
         self.rows: list[Row] = []
 
     def log(self, message: str) -> None:
@@ -242,6 +243,19 @@ class CopyBench:
                            prefix + "ACCESS_KEY_ID": S3_ACCESS_KEY,
                            prefix + "SECRET_ACCESS_KEY": S3_SECRET_KEY}
 
+    def warm_s3(self, source: Path) -> None:
+        """`rclone serve s3` computes an object's MD5 (its ETag) the first time a request
+        needs it, then keeps it: one untimed HEAD of every source object first, so that
+        the first tool to read the bucket does not pay for the others."""
+        import httpx
+        from httpx_auth import AWS4Auth
+
+        auth = AWS4Auth(S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION, "s3")
+        with httpx.Client(auth=auth, timeout=60) as client:
+            for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                key = path.relative_to(source.parent).as_posix()
+                client.head(f"{self.s3_url}/bench-src/{key}").raise_for_status()
+
     def check_space(self, needed: int) -> None:
         free = free_bytes(self.workdir)
         if free < needed:
@@ -249,8 +263,12 @@ class CopyBench:
                                f"{needed / GiB:.1f} GiB (use --scale or --workdir)")
 
     # --- one run of one tool ----------------------------------------------------------------
+    def servers(self) -> list[int]:
+        """Processes whose CPU counts for whichever tool runs: the S3 server, once up."""
+        return [self.s3_process.pid] if self.s3_process is not None else []
+
     def run_peer(self, argv: list[str], disk: Path, env: dict | None = None) -> Sample:
-        cpu_before = children_cpu_seconds()
+        cpu_before = children_cpu_seconds() + sum(cpu_seconds(pid) for pid in self.servers())
         started = time.monotonic()
         result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=dict(os.environ, **(env or {})), timeout=RUN_TIMEOUT)
@@ -260,16 +278,17 @@ class CopyBench:
                                f"{result.stdout.decode(errors='replace')[-2000:]}")
         sync_filesystem(disk)
         seconds = time.monotonic() - started
-        return Sample(seconds, tool_seconds, children_cpu_seconds() - cpu_before)
+        cpu = children_cpu_seconds() + sum(cpu_seconds(pid) for pid in self.servers())
+        return Sample(seconds, tool_seconds, cpu - cpu_before)
 
     def run_tiermover(self, source: str, destination: str, disk: Path) -> Sample:
         task_id = self.tiermover.create_task("copy", [source], [destination])
         node = self.tiermover.nodes["bench-node"]
-        watched = [node.pid, self.tiermover.server.pid]
-        if getattr(self, "s3_process", None) is not None:
-            watched.append(self.s3_process.pid)
+        watched = [node.pid, self.tiermover.server.pid, *self.servers()]
         cpu_before = sum(cpu_seconds(pid) for pid in watched)
-        execution, tool_seconds = self.tiermover.run_task(task_id, RUN_TIMEOUT)
+        # The end is the server's own timestamp: polling slowly costs the measure nothing
+        # and leaves the CPUs to the copy.
+        execution, tool_seconds = self.tiermover.run_task(task_id, RUN_TIMEOUT, poll=0.5)
         if execution["status"] != "done":
             log = "\n  ".join(self.tiermover.execution_log(execution["id"]))
             raise RuntimeError(f"tiermover copy {source} -> {destination} ended "
@@ -340,6 +359,7 @@ class CopyBench:
         (self.workdir / "s3root" / "bench-dst").mkdir()
         expected = tree_totals(source)
         self.start_s3()
+        self.warm_s3(source)
         rows = {(tool, direction): Row(data.name, direction, tool, data.files, total)
                 for direction in ("local -> S3", "S3 -> local") for tool in ("tiermover", "rclone")}
         for round_index in range(self.args.runs):
@@ -385,9 +405,8 @@ def report(rows: list[Row], sets: dict[str, DataSet], args) -> None:
         print(f"{row.set_name:<6} {row.direction:<15} {row.tool:<10} {row.median:>9.2f} "
               f"{row.median_tool:>7.2f} {row.mb_per_second:>8.1f} {row.files_per_second:>9.0f} "
               f"{row.median_cpu:>7.1f}  {runs}")
-    print("\nCPU s: user + system time of the tool's processes (tiermover: node + server "
-          "+ the S3 server;\n       rclone to S3: rclone alone, the S3 server's share is not "
-          "counted).")
+    print("\nCPU s: user + system time of the tool's processes (tiermover: node + server), "
+          "and of the S3 server\n       in the S3 set.")
     for name, data in sets.items():
         print(f"  {name}: {data.description}")
 
