@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import operator
 import os
 import stat
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ TEMP_MARK = ".tm-part-"
 
 def is_temporary_name(name: str) -> bool:
     return TEMP_MARK in name
+
+
+_name = operator.attrgetter("name")
 
 
 def _temp_name(final: str) -> str:
@@ -137,12 +141,10 @@ class LocalBackend(Backend):
         return target
 
     def _entry(self, path: str, info: os.stat_result) -> Entry:
-        return Entry(
-            path=path, type="folder" if stat.S_ISDIR(info.st_mode) else "file",
-            size=0 if stat.S_ISDIR(info.st_mode) else info.st_size, mtime=info.st_mtime,
-            atime=info.st_atime, ctime=info.st_ctime, mode=info.st_mode, uid=info.st_uid,
-            gid=info.st_gid,
-        )
+        folder = stat.S_ISDIR(info.st_mode)
+        return Entry(path, "folder" if folder else "file", 0 if folder else info.st_size,
+                     info.st_mtime, info.st_atime, info.st_ctime, info.st_mode, info.st_uid,
+                     info.st_gid)
 
     def stat(self, path: str) -> Entry | None:
         try:
@@ -171,14 +173,15 @@ class LocalBackend(Backend):
     def _children(self, directory: str, relative: str) -> Iterator[Entry]:
         try:
             with os.scandir(directory) as scan:
-                children = sorted(scan, key=lambda e: e.name)
+                children = sorted(scan, key=_name)
         except OSError as error:
             raise StorageError(f"cannot list {relative or '/'}: {error.strerror}") from error
+        prefix = f"{relative}/" if relative else ""
         for child in children:
-            if is_temporary_name(child.name) or child.is_symlink():
+            name = child.name
+            if TEMP_MARK in name or child.is_symlink():
                 continue
-            child_path = f"{relative}/{child.name}" if relative else child.name
-            yield self._entry(child_path, child.stat(follow_symlinks=False))
+            yield self._entry(prefix + name, child.stat(follow_symlinks=False))
 
     def open_read(self, path: str) -> BinaryIO:
         """An unbuffered file (io.FileIO): `readinto` fills the caller's buffer directly."""
