@@ -7,6 +7,7 @@ import hashlib
 import operator
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -14,6 +15,8 @@ from typing import BinaryIO
 from tiermover.storage.base import AtomicWrite, Backend, EscapesRoot, Entry, StorageError
 
 TEMP_MARK = ".tm-part-"
+FOLDER_CHECK_SECONDS = 1.0
+FOLDERS_KEPT = 1024
 
 
 def is_temporary_name(name: str) -> bool:
@@ -117,28 +120,58 @@ class LocalBackend(Backend):
         self.root = Path(root)
         self.real_root = self.root.resolve()
         self.fsync = fsync
-        # Every path is checked on every call (a symlink may appear at any time): these
-        # make the check a few string operations and system calls.
         self._root = str(self.root)
         self._real_root = str(self.real_root)
         self._real_prefix = self._real_root.rstrip(os.sep) + os.sep
+        # Folders found inside the root moments ago (folder -> when): the files of one
+        # folder are checked with one lstat() each instead of a resolution of the whole
+        # path. A folder is looked at again after FOLDER_CHECK_SECONDS: a symlink put in
+        # place of a folder is noticed within that time (and a write already under way
+        # trusts its check for as long as it runs anyway).
+        self._folders_inside: dict[str, float] = {}
 
     def local_path(self, path: str) -> Path:
         """The OS path for `path`, refusing `..` and any symlink on the way that leads out."""
         return Path(self._checked(path))
 
     def _checked(self, path: str) -> str:
+        return self._resolve(path)[0]
+
+    def _resolve(self, path: str) -> tuple[str, os.stat_result | None]:
+        """The OS path for `path` once it is known to stay inside the root, and its lstat()
+        (None: nothing there)."""
         parts = [p for p in path.split("/") if p not in ("", ".")]
         if ".." in parts or "\x00" in path:
             raise EscapesRoot(f"{path!r} leaves its storage root")
         target = os.path.join(self._root, *parts)
-        probe = target
+        if parts:
+            folder = os.path.dirname(target)
+            checked = self._folders_inside.get(folder)
+            if checked is None or time.monotonic() - checked > FOLDER_CHECK_SECONDS:
+                if self._check(folder, path) == folder:
+                    if len(self._folders_inside) >= FOLDERS_KEPT:
+                        self._folders_inside.clear()
+                    self._folders_inside[folder] = time.monotonic()
+        try:
+            info = os.lstat(target)
+        except (FileNotFoundError, NotADirectoryError):
+            return target, None  # nothing there yet, in a folder inside the root
+        except OSError:
+            info = None
+        if info is None or stat.S_ISLNK(info.st_mode) or not parts:
+            self._check(target, path)  # where the last step (or the root itself) leads
+        return target, info
+
+    def _check(self, where: str, path: str) -> str:
+        """Raises EscapesRoot unless `where` (or its closest existing ancestor, which it
+        returns) really is inside the root, symlinks followed."""
+        probe = where
         while probe != self._root and not os.path.lexists(probe):
             probe = os.path.dirname(probe)
         real = _real_path(probe)
         if real != self._real_root and not real.startswith(self._real_prefix):
             raise EscapesRoot(f"{path!r} leads outside its storage root through a symlink")
-        return target
+        return probe
 
     def _entry(self, path: str, info: os.stat_result) -> Entry:
         folder = stat.S_ISDIR(info.st_mode)
@@ -147,12 +180,14 @@ class LocalBackend(Backend):
                      info.st_gid)
 
     def stat(self, path: str) -> Entry | None:
-        try:
-            info = os.lstat(self._checked(path))
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise StorageError(f"cannot read {path}: {error.strerror}") from error
+        target, info = self._resolve(path)
+        if info is None:
+            try:
+                info = os.lstat(target)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as error:
+                raise StorageError(f"cannot read {path}: {error.strerror}") from error
         return self._entry(path, info)
 
     def walk(self, path: str) -> Iterator[Entry]:
