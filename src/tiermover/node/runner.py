@@ -24,6 +24,10 @@ from tiermover.storage.base import StorageError
 from tiermover.workflows.base import ControlInterrupt, ItemResult, WorkItem, Workflow
 
 
+# Entries (files and folders) of a plan kept in memory between its two passes at most.
+PLAN_KEPT_ENTRIES = 10_000
+
+
 class Reporter(Protocol):
     def phase(self, status: str, progress: Progress) -> None: ...
     def item_finished(self, item: WorkItem, result: ItemResult, progress: Progress) -> None: ...
@@ -225,7 +229,11 @@ def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Ou
     progress = shared.progress
     try:
         shared.phase("calculating")
-        # First pass counts, second pass works: the plan is never held in memory.
+        # First pass counts, second pass works. A small plan is kept from the first pass
+        # (no second walk: on object storage a walk costs a request per object); a large
+        # one is walked again, so memory stays bounded whatever the tree.
+        kept: deque[WorkItem] | None = deque()
+        entries = 0
         for item in workflow.plan():
             with shared.counters:
                 progress.to_process_files += 1
@@ -235,11 +243,20 @@ def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Ou
                     progress.processed_files += 1
                     progress.processed_size += item.size
                     progress.finalized_files += 1
+            if kept is not None:
+                entries += _entries(item)
+                if entries > PLAN_KEPT_ENTRIES:
+                    kept = None
+                elif item.key not in finished_keys:
+                    kept.append(item)
             shared.checkpoint()
         shared.phase("in_progress")
         if finished_keys:
             shared.log("info", f"resuming: {len(finished_keys)} items already done are kept")
-        pending = (item for item in workflow.plan() if item.key not in finished_keys)
+        if kept is not None:
+            pending = _taken(kept)
+        else:
+            pending = (item for item in workflow.plan() if item.key not in finished_keys)
         streams = parallel_streams(workflow)
         if streams == 1:
             for item in pending:
@@ -262,6 +279,17 @@ def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Ou
         shared.log("error", str(error))
         return Outcome("error", str(error))
     return None
+
+
+def _taken(items: deque[WorkItem]):
+    """The items in order, each let go of as it is taken."""
+    while items:
+        yield items.popleft()
+
+
+def _entries(item: WorkItem) -> int:
+    """How many files and folders an item stands for (a scan's item is a chunk of them)."""
+    return len(item.payload) if isinstance(item.payload, (list, tuple)) else 1
 
 
 def _run_one(workflow: Workflow, item: WorkItem, shared: _Shared) -> tuple[ItemResult, int]:
