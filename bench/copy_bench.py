@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import xxhash
+
 from harness import (  # bench/ is the script's folder, first on the path
     GiB, KiB, MiB, Processes, Tiermover, children_cpu_seconds, cpu_seconds, free_bytes,
     free_port, sync_filesystem, wait_until,
@@ -121,14 +123,20 @@ def build(data: DataSet, root: Path, filler: Filler) -> Path:
     return top
 
 
-def tree_totals(root: Path) -> tuple[int, int]:
-    """(files, bytes) under `root`."""
-    files = size = 0
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under `root` by relative path: its xxh128. A copy is checked whole,
+    content included, after every run (untimed)."""
+    buffer = bytearray(4 * MiB)
+    digests = {}
     for directory, _, names in os.walk(root):
         for name in names:
-            files += 1
-            size += os.lstat(os.path.join(directory, name)).st_size
-    return files, size
+            path = os.path.join(directory, name)
+            hasher = xxhash.xxh3_128()
+            with open(path, "rb", buffering=0) as file:
+                while count := file.readinto(buffer):
+                    hasher.update(memoryview(buffer)[:count])
+            digests[os.path.relpath(path, root)] = hasher.hexdigest()
+    return digests
 
 
 # --- measures ------------------------------------------------------------------------------
@@ -307,15 +315,18 @@ class CopyBench:
         return Sample(seconds, tool_seconds,
                       sum(cpu_seconds(pid) for pid in watched) - cpu_before)
 
-    def measure(self, row: Row, run, destination: Destination, expected: tuple[int, int],
+    def measure(self, row: Row, run, destination: Destination, expected: dict[str, str],
                 landed: Path) -> None:
         """One sample: from a settled disk, run, check what landed, delete it."""
         sync_filesystem(self.workdir)
         sample = run()
-        found = tree_totals(landed)
+        found = tree_digest(landed)
         if found != expected:
-            raise RuntimeError(f"{row.tool} wrote {found[0]} files / {found[1]} bytes under "
-                               f"{landed}, expected {expected[0]} / {expected[1]}")
+            wrong = sorted(path for path in expected if found.get(path) != expected[path])
+            extra = sorted(set(found) - set(expected))
+            raise RuntimeError(f"{row.tool} did not copy {landed} faithfully: {len(wrong)} "
+                               f"files missing or different (e.g. {wrong[:3]}), {len(extra)} "
+                               f"unexpected (e.g. {extra[:3]})")
         shutil.rmtree(destination.disk)
         row.samples.append(sample)
         self.log(f"  {row.tool:<10} {row.direction:<15} {sample.seconds:7.2f} s "
@@ -327,7 +338,7 @@ class CopyBench:
         self.check_space(2 * total + GiB)
         self.log(f"building {data.name}: {data.description}")
         source = build(data, self.workdir / "data", filler)
-        expected = tree_totals(source)
+        expected = tree_digest(source)
         self.warm_up(source)
         rows = {tool: Row(data.name, "local -> local", tool, data.files, total)
                 for tool in ("tiermover", "rclone", "cp -r", "rsync -a")}
@@ -365,7 +376,7 @@ class CopyBench:
         # bucket source.
         source = build(data, self.workdir / "s3root" / "bench-src", filler)
         (self.workdir / "s3root" / "bench-dst").mkdir()
-        expected = tree_totals(source)
+        expected = tree_digest(source)
         self.warm_up(source)
         self.start_s3()
         self.warm_s3(source)
