@@ -341,7 +341,8 @@ class CopyBench:
         expected = tree_digest(source)
         self.warm_up(source)
         rows = {tool: Row(data.name, "local -> local", tool, data.files, total)
-                for tool in ("tiermover", "rclone", "cp -r", "rsync -a")}
+                for tool in ("tiermover", "rclone", "cp -r", "rsync -a")
+                if tool in ("tiermover", "rclone") or shutil.which(tool.split()[0])}
         for round_index in range(self.args.runs):
             tools = list(rows)
             # The tools take turns: each round starts with the next one, so that drift in
