@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./tiermover-data
 
-.PHONY: serve test bench-api clean
+.PHONY: serve test bench-api bench-copy bench-scan clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ test: $(BIN)/.installed
 
 bench-api: $(BIN)/.installed
 	$(BIN)/python bench/api.py
+
+# BENCH_ARGS: e.g. --scale 0.1 --runs 1 for a quick run (see bench/README.md).
+bench-copy: $(BIN)/.installed
+	$(BIN)/python bench/copy.py $(BENCH_ARGS)
+
+bench-scan: $(BIN)/.installed
+	$(BIN)/python bench/scan.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) tiermover-data

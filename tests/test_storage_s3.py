@@ -196,6 +196,20 @@ def test_large_objects_go_up_in_parts(s3_server, bucket, proxied, faults):
     assert proxied.stat("large/blob.bin").size == len(data)
 
 
+def test_a_writer_may_reuse_its_buffer_between_writes(proxied):
+    """Copies read into one buffer reused for every chunk: each write must have taken
+    its bytes before it returns, also once the upload went multipart."""
+    buffer = bytearray(MiB)
+    expected = b""
+    writer = proxied.begin_write("large/reused.bin")
+    for index in range(12):
+        buffer[:] = bytes([index]) * MiB
+        writer.write(memoryview(buffer))
+        expected += bytes(buffer)
+    writer.commit(replace=False)
+    assert read(proxied, "large/reused.bin") == expected
+
+
 def test_an_aborted_multipart_upload_leaves_nothing(s3_server, bucket, proxied, faults):
     root = s3_server.root / bucket
     writer = proxied.begin_write("large/aborted.bin")

@@ -4,12 +4,17 @@ It skips work items finished in an earlier attempt (the checkpoint), runs the ot
 up to `parallel_processing` concurrent streams, checks for pause and stop between items
 and between chunks, keeps the counters, and reports every item and every log line to a
 Reporter (the node client batches them to the server).
+
+Reports leave from a thread of their own (the report pump): a stream never waits while a
+batch travels to the server and the server applies it to the catalog, so the node's work
+and the server's overlap.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +22,10 @@ from typing import Protocol
 from tiermover.node.progress import Progress
 from tiermover.storage.base import StorageError
 from tiermover.workflows.base import ControlInterrupt, ItemResult, WorkItem, Workflow
+
+
+# Entries (files and folders) of a plan kept in memory between its two passes at most.
+PLAN_KEPT_ENTRIES = 10_000
 
 
 class Reporter(Protocol):
@@ -36,27 +45,115 @@ class Outcome:
     message: str | None = None
 
 
+class _ReportPump:
+    """Hands finished items and log lines to the reporter, in the order they came, from
+    its own thread, and ticks the reporter between them (periodic reports, commands).
+
+    The queue is bounded by the catalog changes it holds: a node faster than its server
+    waits for it instead of piling results up in memory (a scan's item carries hundreds
+    of entries). Every call into the reporter holds `lock`.
+    """
+
+    TICK_SECONDS = 0.1
+    MAX_QUEUED_CHANGES = 5000
+
+    def __init__(self, reporter: Reporter, progress: Progress, counters: threading.Lock):
+        self.reporter = reporter
+        self.progress = progress
+        self.counters = counters
+        self.lock = threading.Lock()
+        self._ready = threading.Condition()
+        self._events: deque[tuple] = deque()
+        self._queued = 0
+        self._closing = False
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._pump, name="report-pump", daemon=True)
+        self._thread.start()
+
+    def put(self, event: tuple, weight: int = 1) -> None:
+        with self._ready:
+            while (self._queued >= self.MAX_QUEUED_CHANGES and self._failure is None
+                   and not self._closing):
+                self._ready.wait()
+            if self._failure is not None:
+                raise RuntimeError("reporting failed") from self._failure
+            self._events.append(event)
+            self._queued += weight
+            self._ready.notify_all()
+
+    def close(self) -> None:
+        """Delivers what is queued, then stops the thread."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify_all()
+        self._thread.join()
+        if self._failure is not None:
+            raise RuntimeError("reporting failed") from self._failure
+
+    def _pump(self) -> None:
+        try:
+            while True:
+                with self._ready:
+                    if not self._events and not self._closing:
+                        self._ready.wait(self.TICK_SECONDS)
+                    events = list(self._events)
+                    self._events.clear()
+                    self._queued = 0
+                    self._ready.notify_all()
+                    closing = self._closing
+                with self.lock:
+                    for event in events:
+                        self._deliver(*event)
+                    self.reporter.tick(self.progress)
+                if closing and not events:
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed to the streams and the runner
+            with self._ready:
+                self._failure = error
+                self._ready.notify_all()
+
+    def _deliver(self, kind: str, *args) -> None:
+        if kind == "log":
+            self.reporter.log(*args, self.progress)
+            return
+        item, result, moved, planned = args
+        if planned:
+            with self.counters:
+                progress = self.progress
+                # Whatever moved for this item, it counts as its planned size once finished.
+                progress.processed_size += item.size - moved
+                progress.processed_files += 1
+                progress.finalized_files += 1
+                if result.warning:
+                    progress.warnings += 1
+        self.reporter.item_finished(item, result, self.progress)
+
+
 class _Shared:
-    """What every stream of one execution shares; the lock keeps the reporter and the
-    counters consistent when several items run at once."""
+    """What every stream of one execution shares: the counters (under `counters`), the
+    bandwidth limit, and the report pump."""
 
     def __init__(self, reporter: Reporter, progress: Progress, bandwidth_limit: int | None):
         self.reporter = reporter
         self.progress = progress
         self.bandwidth_limit = bandwidth_limit
-        self.lock = threading.Lock()
+        self.counters = threading.Lock()
+        self.pump = _ReportPump(reporter, progress, self.counters)
         self._throttle_start = time.monotonic()
         self._throttle_bytes = 0
+        # Items finished (this attempt or an earlier one), counting those still on their
+        # way to the reporter.
+        self.settled = 0
 
     def checkpoint(self) -> None:
-        with self.lock:
-            self.reporter.tick(self.progress)
-            command = self.reporter.pending_command()
+        # The pump and the node's heartbeats keep the pending command fresh: checking it
+        # costs an attribute read, so steps may call this between every chunk.
+        command = self.reporter.pending_command()
         if command in ("pause", "stop", "abandon"):
             raise ControlInterrupt(command)
 
     def moved(self, count: int) -> None:
-        with self.lock:
+        with self.counters:
             self.progress.processed_size += count
             self.progress.moved(count)
             if not self.bandwidth_limit:
@@ -69,8 +166,16 @@ class _Shared:
             time.sleep(ahead)
 
     def log(self, level: str, message: str) -> None:
-        with self.lock:
-            self.reporter.log(level, message, self.progress)
+        self.pump.put(("log", level, message))
+
+    def finished(self, item: WorkItem, result: ItemResult, moved: int,
+                 planned: bool = True) -> None:
+        self.settled += planned
+        self.pump.put(("item", item, result, moved, planned), max(1, len(result.changes)))
+
+    def phase(self, status: str) -> None:
+        with self.pump.lock:
+            self.reporter.phase(status, self.progress)
 
 
 class _ItemContext:
@@ -111,65 +216,85 @@ def run_workflow(workflow: Workflow, finished_keys: set[str], reporter: Reporter
     progress = progress or Progress()
     shared = _Shared(reporter, progress, bandwidth_limit)
     try:
-        with shared.lock:
-            reporter.phase("calculating", progress)
-        # First pass counts, second pass works: the plan is never held in memory.
+        outcome = _run_all(workflow, finished_keys, shared)
+    finally:
+        shared.pump.close()
+    if outcome is None:
+        return Outcome("finished_with_warnings" if progress.warnings else "done")
+    return outcome
+
+
+def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Outcome | None:
+    """None when every item ran (the counters then say whether with warnings)."""
+    progress = shared.progress
+    try:
+        shared.phase("calculating")
+        # First pass counts, second pass works. A small plan is kept from the first pass
+        # (no second walk: on object storage a walk costs a request per object); a large
+        # one is walked again, so memory stays bounded whatever the tree.
+        kept: deque[WorkItem] | None = deque()
+        entries = 0
         for item in workflow.plan():
-            progress.to_process_files += 1
-            progress.to_process_size += item.size
-            if item.key in finished_keys:
-                progress.processed_files += 1
-                progress.processed_size += item.size
-                progress.finalized_files += 1
+            with shared.counters:
+                progress.to_process_files += 1
+                progress.to_process_size += item.size
+                if item.key in finished_keys:
+                    shared.settled += 1
+                    progress.processed_files += 1
+                    progress.processed_size += item.size
+                    progress.finalized_files += 1
+            if kept is not None:
+                entries += _entries(item)
+                if entries > PLAN_KEPT_ENTRIES:
+                    kept = None
+                elif item.key not in finished_keys:
+                    kept.append(item)
             shared.checkpoint()
-        with shared.lock:
-            reporter.phase("in_progress", progress)
+        shared.phase("in_progress")
         if finished_keys:
             shared.log("info", f"resuming: {len(finished_keys)} items already done are kept")
-        pending = (item for item in workflow.plan() if item.key not in finished_keys)
+        if kept is not None:
+            pending = _taken(kept)
+        else:
+            pending = (item for item in workflow.plan() if item.key not in finished_keys)
         streams = parallel_streams(workflow)
         if streams == 1:
             for item in pending:
                 shared.checkpoint()
-                _finish_item(shared, item, _run_one(workflow, item, shared))
+                shared.finished(item, *_run_one(workflow, item, shared))
         else:
             _run_parallel(workflow, pending, shared, streams)
         changes = workflow.finish(_ItemContext(shared))
         if changes:
-            with shared.lock:
-                # Not a planned item: reported for its catalog changes only.
-                reporter.item_finished(WorkItem(key="finish"), ItemResult("done", changes=changes),
-                                       progress)
+            # Not a planned item: reported for its catalog changes only.
+            shared.finished(WorkItem(key="finish"), ItemResult("done", changes=changes), 0,
+                            planned=False)
     except ControlInterrupt as interrupt:
         if interrupt.command == "abandon":
             return Outcome("abandoned")
         shared.log("info", f"{'paused' if interrupt.command == 'pause' else 'stopped'} after "
-                           f"{progress.processed_files} of {progress.to_process_files} items")
+                           f"{shared.settled} of {progress.to_process_files} items")
         return Outcome("paused" if interrupt.command == "pause" else "stopped")
     except (StorageError, OSError) as error:
         shared.log("error", str(error))
         return Outcome("error", str(error))
-    if progress.warnings:
-        return Outcome("finished_with_warnings")
-    return Outcome("done")
+    return None
+
+
+def _taken(items: deque[WorkItem]):
+    """The items in order, each let go of as it is taken."""
+    while items:
+        yield items.popleft()
+
+
+def _entries(item: WorkItem) -> int:
+    """How many files and folders an item stands for (a scan's item is a chunk of them)."""
+    return len(item.payload) if isinstance(item.payload, (list, tuple)) else 1
 
 
 def _run_one(workflow: Workflow, item: WorkItem, shared: _Shared) -> tuple[ItemResult, int]:
     context = _ItemContext(shared)
     return _run_item(workflow, item, context), context.moved
-
-
-def _finish_item(shared: _Shared, item: WorkItem, run: tuple[ItemResult, int]) -> None:
-    result, moved = run
-    with shared.lock:
-        progress = shared.progress
-        # Whatever moved for this item, it counts as its planned size once finished.
-        progress.processed_size += item.size - moved
-        progress.processed_files += 1
-        progress.finalized_files += 1
-        if result.warning:
-            progress.warnings += 1
-        shared.reporter.item_finished(item, result, progress)
 
 
 def _run_parallel(workflow: Workflow, pending, shared: _Shared, streams: int) -> None:
@@ -186,25 +311,24 @@ def _run_parallel(workflow: Workflow, pending, shared: _Shared, streams: int) ->
                 break
             in_flight[pool.submit(_run_one, workflow, item, shared)] = item
             if len(in_flight) >= streams * 2:
-                interrupt = _collect(in_flight, shared, FIRST_COMPLETED) or interrupt
+                interrupt = _collect(in_flight, shared) or interrupt
                 if interrupt:
                     break
         while in_flight:
-            interrupt = _collect(in_flight, shared, FIRST_COMPLETED) or interrupt
+            interrupt = _collect(in_flight, shared) or interrupt
     if interrupt:
         raise interrupt
 
 
-def _collect(in_flight: dict[Future, WorkItem], shared: _Shared,
-             how: str) -> ControlInterrupt | None:
-    done, _ = wait(in_flight, return_when=how)
+def _collect(in_flight: dict[Future, WorkItem], shared: _Shared) -> ControlInterrupt | None:
+    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
     interrupt = None
     for future in done:
         item = in_flight.pop(future)
         try:
-            run = future.result()
+            result, moved = future.result()
         except ControlInterrupt as raised:
             interrupt = raised
             continue
-        _finish_item(shared, item, run)
+        shared.finished(item, result, moved)
     return interrupt

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import hashlib
+import operator
 import os
-import secrets
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -13,52 +15,81 @@ from typing import BinaryIO
 from tiermover.storage.base import AtomicWrite, Backend, EscapesRoot, Entry, StorageError
 
 TEMP_MARK = ".tm-part-"
+FOLDER_CHECK_SECONDS = 1.0
+FOLDERS_KEPT = 1024
 
 
 def is_temporary_name(name: str) -> bool:
     return TEMP_MARK in name
 
 
-def _temp_prefix(final: Path) -> str:
-    return f".{final.name[:100]}{TEMP_MARK}"
+_name = operator.attrgetter("name")
 
 
-def remove_leftovers(final: Path) -> None:
-    """Delete temporary files an interrupted writer (a killed node) left for this name."""
+def _temp_name(final: str) -> str:
+    """The temporary name a file is written under: hidden, marked, and the same for the
+    same final name (a digest of the whole name tells apart long names cut alike), so
+    that what an interrupted writer (a killed node) left is found without listing the
+    folder."""
+    name = os.path.basename(final)
+    short = name.encode()[:100].decode(errors="ignore")
+    digest = hashlib.blake2b(name.encode(errors="surrogateescape"), digest_size=6).hexdigest()
+    return os.path.join(os.path.dirname(final), f".{short}{TEMP_MARK}{digest}")
+
+
+def _real_path(path: str) -> str:
+    """Where `path` really is, every symlink followed (the last one too).
+
+    The kernel resolves the whole path in one open() (O_PATH: no access to the data is
+    needed); /proc tells the result. os.path.realpath, which takes one lstat() per
+    component in Python, is the fallback (no /proc, or a symlink that leads nowhere).
+    """
     try:
-        with os.scandir(final.parent) as scan:
-            for entry in scan:
-                if entry.name.startswith(_temp_prefix(final)):
-                    os.unlink(entry.path)
-    except FileNotFoundError:
-        pass
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return os.path.realpath(path)
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+    finally:
+        os.close(fd)
 
 
 class _LocalAtomicWrite(AtomicWrite):
-    def __init__(self, final: Path, fsync: bool):
+    def __init__(self, final: str, fsync: bool):
         self.final = final
-        remove_leftovers(final)
-        self.temp = final.with_name(_temp_prefix(final) + secrets.token_hex(6))
+        self.temp = _temp_name(final)
         self._fsync = fsync
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            self._fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            try:
+                self._fd = os.open(self.temp, flags, 0o644)
+            except FileExistsError:
+                # Left by an interrupted writer of the same file: start afresh.
+                os.unlink(self.temp)
+                self._fd = os.open(self.temp, flags, 0o644)
         except OSError as error:
             raise StorageError(f"cannot create {final}: {error.strerror}") from error
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self._fd, view)
-            except OSError as error:
-                self.abort()
-                raise StorageError(f"cannot write {self.final}: {error.strerror}") from error
-            view = view[written:]
+        """Written before it returns: the caller may reuse `data`'s buffer."""
+        try:
+            written = os.write(self._fd, data)
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view):]
+        except OSError as error:
+            self.abort()
+            raise StorageError(f"cannot write {self.final}: {error.strerror}") from error
 
     def commit(self, replace: bool) -> None:
         try:
             if self._fsync:
-                os.fsync(self._fd)
+                # The data (and the size that reads need) on disk before the name: after
+                # a crash the final name holds the whole file or nothing.
+                os.fdatasync(self._fd)
             os.close(self._fd)
             self._fd = -1
             if replace:
@@ -89,36 +120,74 @@ class LocalBackend(Backend):
         self.root = Path(root)
         self.real_root = self.root.resolve()
         self.fsync = fsync
+        self._root = str(self.root)
+        self._real_root = str(self.real_root)
+        self._real_prefix = self._real_root.rstrip(os.sep) + os.sep
+        # Folders found inside the root moments ago (folder -> when): the files of one
+        # folder are checked with one lstat() each instead of a resolution of the whole
+        # path. A folder is looked at again after FOLDER_CHECK_SECONDS: a symlink put in
+        # place of a folder is noticed within that time (and a write already under way
+        # trusts its check for as long as it runs anyway).
+        self._folders_inside: dict[str, float] = {}
 
     def local_path(self, path: str) -> Path:
         """The OS path for `path`, refusing `..` and any symlink on the way that leads out."""
+        return Path(self._checked(path))
+
+    def _checked(self, path: str) -> str:
+        return self._resolve(path)[0]
+
+    def _resolve(self, path: str) -> tuple[str, os.stat_result | None]:
+        """The OS path for `path` once it is known to stay inside the root, and its lstat()
+        (None: nothing there)."""
         parts = [p for p in path.split("/") if p not in ("", ".")]
         if ".." in parts or "\x00" in path:
             raise EscapesRoot(f"{path!r} leaves its storage root")
-        target = self.root.joinpath(*parts)
-        probe = target
-        while not os.path.lexists(probe) and probe != self.root:
-            probe = probe.parent
-        real = probe.resolve()
-        if real != self.real_root and self.real_root not in real.parents:
+        target = os.path.join(self._root, *parts)
+        if parts:
+            folder = os.path.dirname(target)
+            checked = self._folders_inside.get(folder)
+            if checked is None or time.monotonic() - checked > FOLDER_CHECK_SECONDS:
+                if self._check(folder, path) == folder:
+                    if len(self._folders_inside) >= FOLDERS_KEPT:
+                        self._folders_inside.clear()
+                    self._folders_inside[folder] = time.monotonic()
+        try:
+            info = os.lstat(target)
+        except (FileNotFoundError, NotADirectoryError):
+            return target, None  # nothing there yet, in a folder inside the root
+        except OSError:
+            info = None
+        if info is None or stat.S_ISLNK(info.st_mode) or not parts:
+            self._check(target, path)  # where the last step (or the root itself) leads
+        return target, info
+
+    def _check(self, where: str, path: str) -> str:
+        """Raises EscapesRoot unless `where` (or its closest existing ancestor, which it
+        returns) really is inside the root, symlinks followed."""
+        probe = where
+        while probe != self._root and not os.path.lexists(probe):
+            probe = os.path.dirname(probe)
+        real = _real_path(probe)
+        if real != self._real_root and not real.startswith(self._real_prefix):
             raise EscapesRoot(f"{path!r} leads outside its storage root through a symlink")
-        return target
+        return probe
 
     def _entry(self, path: str, info: os.stat_result) -> Entry:
-        return Entry(
-            path=path, type="folder" if stat.S_ISDIR(info.st_mode) else "file",
-            size=0 if stat.S_ISDIR(info.st_mode) else info.st_size, mtime=info.st_mtime,
-            atime=info.st_atime, ctime=info.st_ctime, mode=info.st_mode, uid=info.st_uid,
-            gid=info.st_gid,
-        )
+        folder = stat.S_ISDIR(info.st_mode)
+        return Entry(path, "folder" if folder else "file", 0 if folder else info.st_size,
+                     info.st_mtime, info.st_atime, info.st_ctime, info.st_mode, info.st_uid,
+                     info.st_gid)
 
     def stat(self, path: str) -> Entry | None:
-        try:
-            info = os.lstat(self.local_path(path))
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise StorageError(f"cannot read {path}: {error.strerror}") from error
+        target, info = self._resolve(path)
+        if info is None:
+            try:
+                info = os.lstat(target)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as error:
+                raise StorageError(f"cannot read {path}: {error.strerror}") from error
         return self._entry(path, info)
 
     def walk(self, path: str) -> Iterator[Entry]:
@@ -126,7 +195,7 @@ class LocalBackend(Backend):
 
         Holds one open listing per level of depth, never the whole tree.
         """
-        pending = [self._children(self.local_path(path), path)]
+        pending = [self._children(self._checked(path), path)]
         while pending:
             entry = next(pending[-1], None)
             if entry is None:
@@ -134,39 +203,46 @@ class LocalBackend(Backend):
                 continue
             yield entry
             if entry.type == "folder":
-                pending.append(self._children(self.local_path(entry.path), entry.path))
+                pending.append(self._children(self._checked(entry.path), entry.path))
 
-    def _children(self, directory: Path, relative: str) -> Iterator[Entry]:
+    def _children(self, directory: str, relative: str) -> Iterator[Entry]:
         try:
             with os.scandir(directory) as scan:
-                children = sorted(scan, key=lambda e: e.name)
+                children = sorted(scan, key=_name)
         except OSError as error:
             raise StorageError(f"cannot list {relative or '/'}: {error.strerror}") from error
+        prefix = f"{relative}/" if relative else ""
         for child in children:
-            if is_temporary_name(child.name) or child.is_symlink():
+            name = child.name
+            if TEMP_MARK in name or child.is_symlink():
                 continue
-            child_path = f"{relative}/{child.name}" if relative else child.name
-            yield self._entry(child_path, child.stat(follow_symlinks=False))
+            yield self._entry(prefix + name, child.stat(follow_symlinks=False))
 
     def open_read(self, path: str) -> BinaryIO:
+        """An unbuffered file (io.FileIO): `readinto` fills the caller's buffer directly."""
         try:
-            fd = os.open(self.local_path(path), os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(self._checked(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}") from error
+        try:
+            # Read front to back once: the kernel may read ahead further and sooner.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except OSError:
+            pass  # not a regular file, or a file system without read-ahead hints
         return os.fdopen(fd, "rb", buffering=0)
 
     def begin_write(self, path: str) -> AtomicWrite:
-        return _LocalAtomicWrite(self.local_path(path), self.fsync)
+        return _LocalAtomicWrite(self._checked(path), self.fsync)
 
     def makedirs(self, path: str) -> None:
         try:
-            self.local_path(path).mkdir(parents=True, exist_ok=True)
+            os.makedirs(self._checked(path), exist_ok=True)
         except OSError as error:
             raise StorageError(f"cannot create folder {path}: {error.strerror}") from error
 
     def remove(self, path: str) -> None:
         try:
-            os.unlink(self.local_path(path))
+            os.unlink(self._checked(path))
         except FileNotFoundError:
             pass
         except OSError as error:
@@ -174,7 +250,7 @@ class LocalBackend(Backend):
 
     def remove_folder(self, path: str) -> bool:
         try:
-            os.rmdir(self.local_path(path))
+            os.rmdir(self._checked(path))
         except FileNotFoundError:
             return True
         except OSError as error:
@@ -184,4 +260,4 @@ class LocalBackend(Backend):
         return True
 
     def set_times(self, path: str, atime: float, mtime: float) -> None:
-        os.utime(self.local_path(path), (atime, mtime), follow_symlinks=False)
+        os.utime(self._checked(path), (atime, mtime), follow_symlinks=False)

@@ -478,11 +478,14 @@ class _S3AtomicWrite(AtomicWrite):
         self._finished = False
 
     def write(self, data: bytes) -> None:
+        """The caller may reuse `data`'s buffer once this returns (copies take a reused
+        read buffer): obstore keeps a reference to what it is given until the part is
+        sent, so anything that is not immutable bytes is copied first."""
         if self._finished:
             raise StorageError(f"{self.backend.uri(self.key)}: write after commit or abort")
         try:
             if self._writer is not None:
-                self._writer.write(data)
+                self._writer.write(data if isinstance(data, bytes) else bytes(data))
                 return
             self._buffer += data
             if len(self._buffer) > self.backend.part_size:

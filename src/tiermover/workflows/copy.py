@@ -8,8 +8,11 @@ hashed in the same pass as the read, and moved into place only once complete.
 from __future__ import annotations
 
 import posixpath
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from tiermover.storage.base import StorageError, join
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
@@ -17,6 +20,11 @@ from tiermover.workflows.base import (
     CatalogChange, ItemResult, RunContext, StorageLocation, WorkItem, Workflow,
 )
 from tiermover.workflows.sources import SourceFile, selected_files, walked_folders
+from tiermover.workflows.verify import read_chunks
+
+# Destination folders recently made or seen, so that the files of one folder do not ask
+# the storage for it again each (a walk lists a folder's files together).
+FOLDERS_REMEMBERED = 256
 
 
 @dataclass(frozen=True)
@@ -54,15 +62,34 @@ def renamed_candidate(path: str, attempt: int) -> str:
 
 
 class CopyWorkflow(Workflow):
+    def __init__(self, plan) -> None:
+        super().__init__(plan)
+        self._folders_made: OrderedDict[str, None] = OrderedDict()
+        self._folders_lock = threading.Lock()
+
     @property
     def destination(self) -> StorageLocation:
         return self.execution.destinations[0]
 
-    @property
+    @cached_property
     def algorithm(self) -> str:
         return self.execution.options.get("file_checksum") or DEFAULT_ALGORITHM
 
-    @property
+    def _make_folder(self, folder: str) -> None:
+        """Makes the destination folder if needed (unless made moments ago)."""
+        if not folder:
+            return
+        with self._folders_lock:
+            if folder in self._folders_made:
+                self._folders_made.move_to_end(folder)
+                return
+        self.destination.backend.makedirs(folder)
+        with self._folders_lock:
+            self._folders_made[folder] = None
+            if len(self._folders_made) > FOLDERS_REMEMBERED:
+                self._folders_made.popitem(last=False)
+
+    @cached_property
     def flag(self) -> dict[str, bool]:
         return {name: self.execution.options.get(name, "").lower() in ("1", "true")
                 for name in ("reset_file_date", "reset_folder_date")}
@@ -76,11 +103,9 @@ class CopyWorkflow(Workflow):
         job: CopyJob = item.payload
         backend = self.destination.backend
         if job.entry.type == "folder":
-            backend.makedirs(job.target_path)
+            self._make_folder(job.target_path)
             return self._written("done", job, job.target_path, None)
-        parent = posixpath.dirname(job.target_path)
-        if parent:
-            backend.makedirs(parent)
+        self._make_folder(posixpath.dirname(job.target_path))
         target = job.target_path
         existing = backend.stat(target)
         policy = self.execution.conflict_resolution
@@ -144,11 +169,8 @@ class CopyWorkflow(Workflow):
         try:
             with job.source.backend.open_read(job.source_path) as reader:
                 copied = 0
-                while True:
+                for chunk in read_chunks(reader, self.execution.chunk_size):
                     context.checkpoint()
-                    chunk = reader.read(self.execution.chunk_size)
-                    if not chunk:
-                        break
                     hasher.update(chunk)
                     writer.write(chunk)
                     copied += len(chunk)
@@ -181,7 +203,7 @@ class CopyWorkflow(Workflow):
                               (self.destination.backend, target)):
             hasher = new_hasher(self.algorithm)
             with backend.open_read(path) as reader:
-                while chunk := reader.read(self.execution.chunk_size):
+                for chunk in read_chunks(reader, self.execution.chunk_size):
                     hasher.update(chunk)
             digests.append(hasher.hexdigest())
         return digests[0] if digests[0] == digests[1] else None

@@ -69,16 +69,20 @@ def _walk(plan: ExecutionPlan, filters: list[FileFilter], folders: bool) -> Iter
         top = source.backend.stat(source.path)
         if top is None:
             raise StorageError(f"source {source.namespace_path} does not exist")
-        landing = landing_name(plan, source)
+        landing = join(landing_name(plan, source))
+        # Walks give clean relative paths: the landing path is a concatenation, not a
+        # join (this runs once per entry of trees of millions).
         for entry in [top] if top.type == "file" else _chain(top, source):
             relative = entry.path[len(source.path):].lstrip("/") if source.path else entry.path
-            found = SourceFile(index, source, entry.path, entry, join(landing, relative))
+            found = SourceFile(index, source, entry.path, entry,
+                               f"{landing}/{relative}" if relative else landing)
             if entry.type == "folder":
                 # With filters, folders are created as the files selected need them.
                 if folders and not filters:
                     yield found
                 continue
-            if all(f.matches(attributes(found.namespace_path, entry)) for f in filters):
+            if not filters or all(f.matches(attributes(found.namespace_path, entry))
+                                  for f in filters):
                 yield found
 
 

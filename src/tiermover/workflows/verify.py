@@ -1,12 +1,46 @@
-"""Re-reading stored data to prove it: one hashing loop for every action that verifies."""
+"""Reading stored data: the chunk loop every copy and every check goes through, and the
+hashing loop for every action that verifies."""
 
 from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from tiermover.storage.base import Backend
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
 from tiermover.workflows.base import RunContext
 
 CHUNK = 1024 * 1024
+# One read buffer per thread, lent to one read_chunks at a time.
+_spare = threading.local()
+
+
+def read_chunks(reader: BinaryIO, size: int = CHUNK) -> Iterator[memoryview | bytes]:
+    """The reader's data, chunk by chunk.
+
+    A local file is read into a buffer reused for every chunk (and the thread's next
+    file): a fresh bytes object of a megabyte per read costs the memory allocator a
+    mapping and the kernel page faults on every chunk, more than the copy itself. Each
+    chunk is valid only until the next one is asked for, so a consumer must be done with
+    it (hashed, written) by then. Other readers (object storage) hand out the chunks
+    they receive.
+    """
+    if isinstance(reader, io.FileIO):
+        buffer = getattr(_spare, "buffer", None)
+        _spare.buffer = None  # lent out: a read_chunks nested in this one gets its own
+        if buffer is None or len(buffer) != size:
+            buffer = bytearray(size)
+        try:
+            view = memoryview(buffer)
+            while count := reader.readinto(buffer):
+                yield view[:count]
+        finally:
+            _spare.buffer = buffer
+        return
+    while chunk := reader.read(size):
+        yield chunk
 
 
 def read_checksum(backend: Backend, path: str, algorithm: str | None, context: RunContext,
@@ -17,7 +51,7 @@ def read_checksum(backend: Backend, path: str, algorithm: str | None, context: R
         return None
     hasher = new_hasher(algorithm or DEFAULT_ALGORITHM)
     with backend.open_read(path) as reader:
-        while chunk := reader.read(CHUNK):
+        for chunk in read_chunks(reader):
             context.checkpoint()
             hasher.update(chunk)
             if count_bytes:
