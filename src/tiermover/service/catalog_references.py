@@ -90,7 +90,8 @@ def _copies(session: Session, sources: list[str], cursor, limit: int):
 
 def _version_columns():
     return (CatalogFile.file_path, FileCopy.file_path.label("copy"), FileCopy.size,
-            FileCopy.mtime, FileCopy.checksum, FileCopy.algorithm)
+            FileCopy.mtime, FileCopy.checksum, FileCopy.algorithm, FileCopy.storage_kind,
+            FileCopy.position)
 
 
 def _page(session: Session, statement, cursor, limit: int):
@@ -100,7 +101,10 @@ def _page(session: Session, statement, cursor, limit: int):
     more = len(rows) > limit
     rows = rows[:limit]
     records = [{"file": row.file_path, "copy": row.copy, "size": row.size,
-                "mtime": _iso(row.mtime), "checksum": row.checksum, "algorithm": row.algorithm}
+                "mtime": _iso(row.mtime), "checksum": row.checksum, "algorithm": row.algorithm,
+                # A copy on a tape: where it starts on the cartridge, for reads in order.
+                **({"tape": True, "position": row.position}
+                   if row.storage_kind == "tape" else {})}
                for row in rows]
     return records, (rows[-1].file_path if more else None)
 

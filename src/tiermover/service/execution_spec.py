@@ -164,6 +164,9 @@ def _sources(session: Session, source: TaskSource) -> list[dict]:
 
 def _destination(session: Session, execution: TaskExecution,
                  destination: TaskDestination) -> dict | None:
+    if tape_spec.is_tape_destination(session, destination):
+        return tape_spec.tape_destination(session, session.get(Task, execution.task_id),
+                                          destination)
     if destination.pool_id and not destination.folder_path:
         pool = session.get(Pool, destination.pool_id)
         return _pool_location(session, execution, pool) if pool else None
