@@ -120,3 +120,50 @@ def test_archive_to_a_pool_spans_cartridges_and_restores_identically(api, engine
     assert finished["status"] == "done", lines
     assert tree_digest(destination_root / "projects") == {
         p: d for p, d in expected.items()}
+
+
+def test_move_to_tape_deletes_sources_only_once_verified(api, engine, nodes, tmp_path):
+    library, device, pool = library_with_pool(api, tmp_path, slots=3)
+    source, source_root = create_container(api, engine)
+    tree = make_tree(source_root / "old", files=6, size=300 * 1024, folders=2)
+    expected = tree_digest(tree)
+    nodes()
+
+    finished, lines = run(api, to_pool(api, "move", [f"/{source}/old"], pool))
+    assert finished["status"] == "done", lines
+    assert not list(tree.rglob("file-*"))  # the data now lives on tape only
+    entry = catalog_entry(api, f"/{source}/old/dir0/file-00000.bin")
+    assert entry is not None and entry["tapes"] and entry["offline"] in (True, 1)
+
+    # It comes back from the tape, identical.
+    destination, destination_root = create_container(api, engine)
+    finished, lines = run(api, action_task(api, "restore", sources=[f"/{source}/old"],
+                                           destinations=[f"/{destination}"]))
+    assert finished["status"] == "done", lines
+    assert {p: d for p, d in tree_digest(destination_root / "old").items() if d != "dir"} == \
+        {p: d for p, d in expected.items() if d != "dir"}
+
+
+def test_incremental_backup_to_tape_writes_only_what_changed(api, engine, nodes, tmp_path):
+    library, device, pool = library_with_pool(api, tmp_path, slots=3)
+    source, source_root = create_container(api, engine)
+    tree = make_tree(source_root / "home", files=4, size=64 * 1024, folders=1)
+    nodes()
+    task = to_pool(api, "incremental_backup", [f"/{source}/home"], pool)
+    finished, lines = run(api, task)
+    assert finished["status"] == "done", lines
+    (tree / "dir0" / "file-00001.bin").write_bytes(b"changed")
+    finished, lines = run(api, task)
+    assert finished["status"] == "done", lines
+    barcode = pool_tapes(api, pool)[0]["barcode"]
+    names = [n for n in tar("-t", "-i", "-f", str(device / f"{barcode}.tape")).split()
+             if n.endswith(".bin")]
+    assert len(names) == 5, names  # 4 in the first set, the changed one in the second
+    assert sum(n.endswith("file-00001.bin") for n in names) == 2
+
+    destination, destination_root = create_container(api, engine)
+    finished, lines = run(api, action_task(api, "restore", sources=[f"/{source}/home"],
+                                           destinations=[f"/{destination}"]))
+    assert finished["status"] == "done", lines
+    assert (destination_root / "home" / "dir0" / "file-00001.bin").read_bytes() == b"changed"
+    assert tree_digest(destination_root / "home") == tree_digest(tree)
