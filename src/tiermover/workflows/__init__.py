@@ -24,6 +24,7 @@ ACTIONS = {
     "duplication": "tiermover.workflows.duplication:DuplicationWorkflow",
     "format": "tiermover.workflows.format_tape:FormatTapeWorkflow",
     "ejection": "tiermover.workflows.ejection:EjectionWorkflow",
+    "get_index": "tiermover.workflows.get_index:GetIndexWorkflow",
 }
 
 

@@ -26,7 +26,7 @@ from tiermover.db.models import (
 from tiermover.service.storage import tape_inventory as inventory
 
 # The actions whose workflows take cartridges as sources.
-TAPE_SOURCE_ACTIONS = frozenset({"format", "ejection"})
+TAPE_SOURCE_ACTIONS = frozenset({"format", "ejection", "get_index", "rehydratation"})
 TAPE_CHANGE = "tape"
 _SEPARATORS = re.compile(r"[,|\s]+")
 
@@ -216,6 +216,10 @@ def apply_tape_changes(session: Session, items: list[dict]) -> None:
                 pool = session.get(Pool, (change.get("entry") or {}).get("pool_id") or 0)
                 if pool is not None and tape.pool_id != pool.id:
                     tape.pool_id, tape.scratch = pool.id, False
+            if event == "index":
+                from tiermover.service.storage.tape_import import import_index
+
+                import_index(session, tape, (change.get("entry") or {}).get("files") or [])
             if event == "formatted":
                 tape.last_maintenance = utcnow()
                 tape.known, tape.need_to_check = True, False

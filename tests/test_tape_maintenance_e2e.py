@@ -1,0 +1,75 @@
+"""get_index, check_consistency and rehydratation of cartridges, end to end: a real server
+(SQLite, PostgreSQL), a real node, and a virtual library standing in for a physical
+changer and its drives (no tape hardware runs here)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from conftest import unique
+from engine_fixtures import *  # noqa: F401,F403
+from engine_fixtures import action_task
+from engine_support import create_container, make_tree, tree_digest
+from test_storage_api import ok
+from test_tape_archive_e2e import library_with_pool, pool_tapes, run, to_pool
+from tiermover.storage.tape.virtual import VirtualLibrary
+from tiermover.storage.tape.writer import SessionWriter, write_label
+
+
+def written_elsewhere(device: Path, barcode: str, files: dict[str, bytes]) -> None:
+    """A cartridge archived by another installation: this catalog knows nothing of it."""
+    library = VirtualLibrary(device)
+    library.load(barcode, 0)
+    with library.open_drive(0, 64 * 1024) as drive:
+        write_label(drive)
+        for name, data in files.items():  # one session per file
+            writer = SessionWriter.open(drive)
+            handle = writer.begin_file(name, len(data), time.time())
+            handle.write(data)
+            handle.commit()
+            writer.close()
+    library.unload(0)
+
+
+def into_pool(api, pool: dict, barcode: str) -> None:
+    """Takes the cartridge out of its scratch pool into `pool`."""
+    tape = ok(api.get(f"/tapes/{barcode}"))
+    scratch = tape["pool_id"]
+    ok(api.put(f"/pools/{scratch}", json={"tape_ids": [
+        t["id"] for t in ok(api.get(f"/pools/{scratch}/tapes"))["tapes"] if t["id"] != tape["id"]]}))
+    ok(api.put(f"/pools/{pool['id']}", json={"tape_ids": [tape["id"]]}))
+
+
+def source_task(api, action: str, pool: dict, **options) -> dict:
+    task = action_task(api, action, workflow_type="maintenance", options=options)
+    ok(api.post(f"/tasks/{task['id']}/task_sources", json={"pool_id": pool["id"]}), 201)
+    return task
+
+
+def test_get_index_imports_a_cartridge_the_catalog_never_knew(api, nodes, tmp_path):
+    library, device, pool = library_with_pool(api, tmp_path, slots=2)
+    barcode = ok(api.get(f"/tape_libraries/{library['id']}/tapes",
+                         params={"sort_by": "barcode"}))["tapes"][0]["barcode"]
+    written_elsewhere(device, barcode, {"projects/a.txt": b"alpha", "projects/deep/b.txt": b"b",
+                                        "c.txt": b"gamma!"})
+    into_pool(api, pool, barcode)
+    assert ok(api.get(f"/pools/{pool['id']}/import_files"))["import_files"] == []
+    nodes()
+
+    finished, lines = run(api, source_task(api, "get_index", pool))
+    assert finished["status"] == "done", lines
+    assert any("3 entries in 3 sessions imported" in line for line in lines), lines
+    top = ok(api.get(f"/pools/{pool['id']}/import_files"))["import_files"]
+    assert [(f["name"], f["type"]) for f in top] == [(barcode, "folder")]
+    below = ok(api.get(f"/pools/{pool['id']}/import_files/{top[0]['id']}/children"))
+    assert sorted((f["name"], f["type"], f["size"]) for f in below["import_files"]) == \
+        [("c.txt", "file", 6), ("projects", "folder", 0)]
+    projects = next(f for f in below["import_files"] if f["name"] == "projects")
+    inside = ok(api.get(f"/pools/{pool['id']}/import_files/{projects['id']}/children"))
+    assert sorted(f["name"] for f in inside["import_files"]) == ["a.txt", "deep"]
+
+    # Again: the import is replaced, not doubled.
+    finished, lines = run(api, source_task(api, "get_index", pool))
+    assert finished["status"] == "done", lines
+    assert len(ok(api.get(f"/pools/{pool['id']}/import_files"))["import_files"]) == 1
