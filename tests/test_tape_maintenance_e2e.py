@@ -73,3 +73,46 @@ def test_get_index_imports_a_cartridge_the_catalog_never_knew(api, nodes, tmp_pa
     finished, lines = run(api, source_task(api, "get_index", pool))
     assert finished["status"] == "done", lines
     assert len(ok(api.get(f"/pools/{pool['id']}/import_files"))["import_files"]) == 1
+
+
+def corrupt_one_byte(cartridge: Path, data: bytes) -> None:
+    """Flips a byte in the middle of a file's data where it lies on the cartridge."""
+    raw = bytearray(cartridge.read_bytes())
+    start = raw.find(data[:4096])
+    assert start > 0, "the file is on this cartridge"
+    raw[start + len(data) // 2] ^= 0xFF
+    cartridge.write_bytes(bytes(raw))
+
+
+def test_check_consistency_reports_the_file_with_a_corrupted_byte(api, engine, nodes, tmp_path):
+    library, device, pool = library_with_pool(api, tmp_path, slots=3)
+    source, source_root = create_container(api, engine)
+    tree = make_tree(source_root / "data", files=6, size=100 * 1024, folders=2)
+    nodes()
+    finished, lines = run(api, to_pool(api, "copy", [f"/{source}/data"], pool))
+    assert finished["status"] == "done", lines
+
+    clean = source_task(api, "check_consistency", pool)
+    finished, lines = run(api, clean)
+    assert finished["status"] == "done", lines
+    assert any("6 files verified" in line for line in lines), lines
+
+    barcode = pool_tapes(api, pool)[0]["barcode"]
+    victim = tree / "dir1" / "file-00003.bin"
+    corrupt_one_byte(device / f"{barcode}.tape", victim.read_bytes())
+
+    finished, lines = run(api, clean)
+    assert finished["status"] == "finished_with_warnings", lines
+    bad = [line for line in lines if "does not match" in line]
+    assert len(bad) == 1 and bad[0].startswith(
+        f"/{library['name']}/{barcode}/data/dir1/file-00003.bin: checksum"), lines
+    assert any("1 of 6 files do not match" in line for line in lines), lines
+
+    # The same file checked through the catalog (the task names the files, not the tape).
+    by_files = action_task(api, "check_consistency", sources=[f"/{source}/data"],
+                           workflow_type="maintenance")
+    finished, lines = run(api, by_files)
+    assert finished["status"] == "finished_with_warnings", lines
+    bad = [line for line in lines if "does not match" in line]
+    assert [line.split(":")[0] for line in bad] == \
+        [f"/{library['name']}/{barcode}/data/dir1/file-00003.bin"], lines

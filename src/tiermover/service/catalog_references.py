@@ -69,7 +69,7 @@ def _copies(session: Session, sources: list[str], cursor, limit: int):
         select(CatalogFile.file_path, CatalogFile.size, CatalogFile.checksum.label("own_sum"),
                CatalogFile.algorithm.label("own_algorithm"), FileCopy.id.label("copy_id"),
                FileCopy.file_path.label("copy"), FileCopy.checksum, FileCopy.algorithm,
-               FileCopy.verified_date)
+               FileCopy.verified_date, FileCopy.storage_kind, FileCopy.position)
         .outerjoin(FileCopy, FileCopy.file_id == CatalogFile.id)
         .where(CatalogFile.type == "file", _under_sources(sources))
         .order_by(CatalogFile.file_path, copy_order).limit(limit + 1))
@@ -84,7 +84,9 @@ def _copies(session: Session, sources: list[str], cursor, limit: int):
     records = [{"file": row.file_path, "copy": row.copy, "size": row.size,
                 "checksum": row.checksum if row.copy else row.own_sum,
                 "algorithm": row.algorithm if row.copy else row.own_algorithm,
-                "verified_date": _iso(row.verified_date)} for row in rows]
+                "verified_date": _iso(row.verified_date),
+                **({"tape": True, "position": row.position}
+                   if row.storage_kind == "tape" else {})} for row in rows]
     return records, ([rows[-1].file_path, rows[-1].copy_id or 0] if more else None)
 
 

@@ -190,6 +190,8 @@ def execution_spec(session: Session, execution: TaskExecution) -> dict:
                for location in _sources(session, s)]
     if task.workflow_action in tape_spec.TAPE_SOURCE_ACTIONS:
         sources = tape_spec.tape_sources(session, task)
+    elif task.workflow_action in tape_spec.TAPE_OR_FILE_SOURCE_ACTIONS:
+        sources += tape_spec.tape_sources(session, task)
     destinations = [_destination(session, execution, d) for d in
                     session.scalars(select(TaskDestination).where(TaskDestination.task_id == task.id)
                                     .order_by(TaskDestination.id))]

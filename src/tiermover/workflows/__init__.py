@@ -14,7 +14,8 @@ ACTIONS = {
     "move": "tiermover.workflows.move:MoveWorkflow",
     "erase": "tiermover.workflows.erase:EraseWorkflow",
     "scan": "tiermover.workflows.scan:ScanWorkflow",
-    "check_consistency": "tiermover.workflows.check_consistency:CheckConsistencyWorkflow",
+    # Cartridges, and copies on tapes, are read by cartridge in on-tape order.
+    "check_consistency": "tiermover.workflows.tape_check:TapeCheckConsistencyWorkflow",
     "cache_cleaning": "tiermover.workflows.cache_cleaning:CacheCleaningWorkflow",
     "full_backup": "tiermover.workflows.backup:FullBackupWorkflow",
     "incremental_backup": "tiermover.workflows.backup:IncrementalBackupWorkflow",
