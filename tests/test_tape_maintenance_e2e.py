@@ -10,9 +10,10 @@ from pathlib import Path
 from conftest import unique
 from engine_fixtures import *  # noqa: F401,F403
 from engine_fixtures import action_task
-from engine_support import create_container, make_tree, tree_digest
+from engine_support import catalog_entry, create_container, make_tree, tree_digest
 from test_storage_api import ok
 from test_tape_archive_e2e import library_with_pool, pool_tapes, run, to_pool
+from test_tape_workflows_e2e import tar_listing
 from tiermover.storage.tape.virtual import VirtualLibrary
 from tiermover.storage.tape.writer import SessionWriter, write_label
 
@@ -116,3 +117,53 @@ def test_check_consistency_reports_the_file_with_a_corrupted_byte(api, engine, n
     bad = [line for line in lines if "does not match" in line]
     assert [line.split(":")[0] for line in bad] == \
         [f"/{library['name']}/{barcode}/data/dir1/file-00003.bin"], lines
+
+
+def test_rehydratation_frees_a_mostly_deleted_cartridge_and_keeps_live_files(api, engine, nodes,
+                                                                            tmp_path):
+    library, device, pool = library_with_pool(api, tmp_path, slots=4)
+    source, source_root = create_container(api, engine)
+    keep = make_tree(source_root / "keep", files=2, size=200 * 1024, folders=1)
+    gone = make_tree(source_root / "gone", files=8, size=200 * 1024, folders=2)
+    expected = tree_digest(keep)
+    nodes()
+    finished, lines = run(api, to_pool(api, "copy", [f"/{source}/keep", f"/{source}/gone"],
+                                       pool))
+    assert finished["status"] == "done", lines
+    [old] = [t["barcode"] for t in pool_tapes(api, pool)]
+
+    # Most of what the cartridge holds is erased: 20% of its data stays live.
+    erase = action_task(api, "erase", sources=[f"/{source}/gone"], workflow_type="maintenance")
+    finished, lines = run(api, erase)
+    assert finished["status"] == "done", lines
+    assert not gone.exists() or not list(gone.rglob("file-*"))
+
+    repack = source_task(api, "rehydratation", pool, rehydration_usage_threshold=30)
+    finished, lines = run(api, repack)
+    assert finished["status"] == "done", lines
+    assert any(f"/{library['name']}/{old}: repacked, 20% of its data is live" in line
+               for line in lines), lines
+
+    old_tape = ok(api.get(f"/tapes/{old}"))
+    assert old_tape["scratch"] is True and old_tape["pool_id"] != pool["id"]
+    [new] = [t["barcode"] for t in pool_tapes(api, pool)]
+    assert new != old
+    on_new = [n for n in tar_listing(device / f"{new}.tape") if n.endswith(".bin")]
+    assert sorted(on_new) == sorted(f"keep/{p}" for p, d in expected.items() if d != "dir")
+
+    # The live files are read from the new cartridge: restore gives them back, identical.
+    entry = catalog_entry(api, f"/{source}/keep/dir0/file-00000.bin")
+    assert entry["tapes"] == [new]
+    for path in keep.rglob("file-*"):
+        path.unlink()
+    destination, destination_root = create_container(api, engine)
+    finished, lines = run(api, action_task(api, "restore", sources=[f"/{source}/keep"],
+                                           destinations=[f"/{destination}"]))
+    assert finished["status"] == "done", lines
+    assert {p: d for p, d in tree_digest(destination_root / "keep").items() if d != "dir"} == \
+        {p: d for p, d in expected.items() if d != "dir"}
+
+    # A second run finds nothing under the threshold: the new cartridge stays.
+    finished, lines = run(api, repack)
+    assert finished["status"] == "done", lines
+    assert any(f"/{library['name']}/{new}: kept (2 of 2 files live)" in line for line in lines)

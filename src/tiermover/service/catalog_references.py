@@ -19,8 +19,9 @@ from tiermover.service import queue
 from tiermover.service.catalog_changes import BACKUP_ACTIONS, under
 from tiermover.service.errors import Forbidden, ValidationFailed
 from tiermover.service.execution_spec import source_paths
+from tiermover.service.storage import tape_spec
 
-KINDS = ("copies", "backup_files", "restore")
+KINDS = ("copies", "backup_files", "restore", "tape_copies")
 MAX_LIMIT = 5000
 SUCCESSFUL = ("done", "finished_with_warnings")
 
@@ -52,6 +53,9 @@ def references(session: Session, node: Node, execution_id: str, kind: str,
         cursor = json.loads(after) if after else None
     except ValueError:
         raise ValidationFailed.on("after", "invalid", value=after) from None
+    if kind == "tape_copies":
+        records, cursor = tape_spec.live_copies(session, task, cursor, limit)
+        return {"references": records, "next": json.dumps(cursor) if cursor is not None else None}
     sources = source_paths(session, task)
     if kind == "copies":
         records, cursor = _copies(session, sources, cursor, limit)

@@ -195,6 +195,8 @@ def execution_spec(session: Session, execution: TaskExecution) -> dict:
     destinations = [_destination(session, execution, d) for d in
                     session.scalars(select(TaskDestination).where(TaskDestination.task_id == task.id)
                                     .order_by(TaskDestination.id))]
+    if task.workflow_action == "rehydratation":
+        destinations = [tape_spec.rehydration_destination(session, task)]
     options = {o.type: o.value for o in
                session.scalars(select(TaskOption).where(TaskOption.task_id == task.id))}
     return {

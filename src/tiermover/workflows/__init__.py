@@ -26,6 +26,7 @@ ACTIONS = {
     "format": "tiermover.workflows.format_tape:FormatTapeWorkflow",
     "ejection": "tiermover.workflows.ejection:EjectionWorkflow",
     "get_index": "tiermover.workflows.get_index:GetIndexWorkflow",
+    "rehydratation": "tiermover.workflows.rehydratation:RehydratationWorkflow",
 }
 
 

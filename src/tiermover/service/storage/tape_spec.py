@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, delete, false, or_, select
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
@@ -202,6 +202,56 @@ def tape_sources(session: Session, task: Task) -> list[dict]:
     return locations
 
 
+# --- rehydratation -----------------------------------------------------------------------------
+
+def live_copies(session: Session, task: Task, cursor, limit: int):
+    """Every catalogued copy on the task's cartridges (what a repack must keep), by copy
+    path; a page and the cursor of the next one."""
+    tape_ids = [tape.id for tape in _task_tapes(session, task)]
+    statement = (select(CatalogFile.file_path, FileCopy.file_path.label("copy"), FileCopy.size,
+                        FileCopy.mtime, FileCopy.checksum, FileCopy.algorithm,
+                        FileCopy.position)
+                 .join(CatalogFile, CatalogFile.id == FileCopy.file_id)
+                 .where(FileCopy.storage_kind == "tape", FileCopy.storage_id.in_(tape_ids or [0])))
+    if cursor is not None:
+        statement = statement.where(FileCopy.file_path > cursor)
+    rows = list(session.execute(statement.order_by(FileCopy.file_path).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    records = [{"file": row.file_path, "copy": row.copy, "size": row.size,
+                "mtime": row.mtime.isoformat() if row.mtime else None,
+                "checksum": row.checksum, "algorithm": row.algorithm, "position": row.position}
+               for row in rows]
+    return records, (rows[-1].copy if more else None)
+
+
+def rehydration_destination(session: Session, task: Task) -> dict | None:
+    """Where a repack writes: fresh cartridges only (from the scratch pool), for the
+    task's destination pool, else the pool of its first source cartridge."""
+    pool = None
+    for destination in session.scalars(select(TaskDestination)
+                                       .where(TaskDestination.task_id == task.id)):
+        pool = _destination_pool(session, destination) or pool
+    tapes = _task_tapes(session, task)
+    if pool is None:
+        pool = next((session.get(Pool, t.pool_id) for t in tapes if t.pool_id), None)
+    if pool is None or pool.type == "scratch":
+        return None
+    library = session.get(TapeLibrary, pool.storage_id) if pool.storage_id else None
+    if library is None and tapes:
+        library = session.get(TapeLibrary, tapes[0].tape_library_id)
+    if library is None or not inventory.is_virtual(library):
+        return None
+    scratch_pool = inventory.ensure_scratch_pool(session, library)
+    scratch = [t.barcode for t in session.scalars(
+        select(Tape).where(Tape.pool_id == scratch_pool.id, Tape.scratch.is_(True))
+        .order_by(Tape.barcode)) if _writable(t)]
+    backend = inventory.descriptor(library)
+    return {"namespace_path": f"/{library.name}", "storage_key": library_key(library.id),
+            "storage_name": library.name, "backend": backend, "path": "",
+            "tapes": {"pool_id": pool.id, "barcodes": [], "scratch": scratch}}
+
+
 def apply_tape_changes(session: Session, items: list[dict]) -> None:
     """What finished items say they did to cartridges."""
     libraries: set[int] = set()
@@ -218,6 +268,12 @@ def apply_tape_changes(session: Session, items: list[dict]) -> None:
                 pool = session.get(Pool, (change.get("entry") or {}).get("pool_id") or 0)
                 if pool is not None and tape.pool_id != pool.id:
                     tape.pool_id, tape.scratch = pool.id, False
+            if event == "recycled":
+                # Repacked: every live copy it held now has a copy on a fresh cartridge.
+                session.execute(delete(FileCopy).where(FileCopy.storage_kind == "tape",
+                                                       FileCopy.storage_id == tape.id))
+                inventory.return_to_scratch(session, tape)
+                tape.last_repack, tape.repack_status = utcnow(), False
             if event == "index":
                 from tiermover.service.storage.tape_import import import_index
 
