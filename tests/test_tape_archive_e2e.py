@@ -167,3 +167,26 @@ def test_incremental_backup_to_tape_writes_only_what_changed(api, engine, nodes,
     assert finished["status"] == "done", lines
     assert (destination_root / "home" / "dir0" / "file-00001.bin").read_bytes() == b"changed"
     assert tree_digest(destination_root / "home") == tree_digest(tree)
+
+
+def test_eject_tape_after_and_selected_drive_on_an_archiving_task(api, engine, nodes, tmp_path):
+    library, device, pool = library_with_pool(api, tmp_path, slots=3)
+    source, source_root = create_container(api, engine)
+    make_tree(source_root / "out", files=2, size=10 * 1024, folders=1)
+    from tiermover.storage.tape.virtual import VirtualLibrary
+    barcodes = sorted(VirtualLibrary(device).inventory().cartridges)
+    # Another cartridge sits in drive 1, drive 0 is empty: only selected_drive makes the
+    # task use drive 1 (putting that cartridge back first).
+    VirtualLibrary(device).load(barcodes[-1], 1)
+    nodes()
+    drives = ok(api.get(f"/tape_libraries/{library['id']}/tape_drives"))["tape_drives"]
+    second = next(d for d in drives if d["transport"] == 1)
+    finished, lines = run(api, to_pool(api, "copy", [f"/{source}/out"], pool,
+                                       eject_tape_after="true", selected_drive=second["id"]))
+    assert finished["status"] == "done", lines
+    [tape] = pool_tapes(api, pool)
+    assert (tape["ejected"], tape["location"]) == (True, "Mail slot 1"), tape
+    assert any("ejected to mail slot 1" in line for line in lines), lines
+    inventory = VirtualLibrary(device).inventory()
+    assert inventory.cartridges[tape["barcode"]].mount_count == 1
+    assert inventory.cartridges[barcodes[-1]].place == "slot"  # moved out of drive 1

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from tiermover.storage.tape.drives import cartridge_in_drive
 from tiermover.storage.tape.format import BlankCartridge
 from tiermover.storage.tape.reader import read_catalog
+from tiermover.workflows.tape_drives import put_away
 from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem, Workflow
 
 
@@ -40,6 +41,8 @@ class GetIndexWorkflow(Workflow):
 
     def run(self, item: WorkItem, context: RunContext) -> ItemResult:
         location = item.payload
+        self.__dict__.setdefault("_used", {})[location.path] = (location.backend,
+                                                              location.namespace_path)
         with cartridge_in_drive(location.backend, location.path) as (_, device):
             try:
                 volume, entries = read_catalog(device)
@@ -52,3 +55,6 @@ class GetIndexWorkflow(Workflow):
             f"session{'s' if len(volume.sessions) != 1 else ''} imported"),
             changes=[CatalogChange("tape", location.namespace_path,
                                    entry={"event": "index", "files": files})])
+
+    def finish(self, context: RunContext) -> list[CatalogChange]:
+        return put_away(self.execution.options, self.__dict__.get("_used", {}), context)

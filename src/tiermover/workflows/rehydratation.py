@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tiermover.storage.base import StorageError
-from tiermover.storage.tape.driver import DRIVE, TapeError
+from tiermover.storage.tape.driver import TapeError
 from tiermover.storage.tape.drives import cartridge_in_drive
 from tiermover.storage.tape.format import BlankCartridge, CartridgeFull
 from tiermover.storage.tape.reader import open_in_order, read_catalog
 from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem, Workflow
 from tiermover.workflows.tape_archive import TapeDestination, open_session
+from tiermover.workflows.tape_drives import put_away
 from tiermover.workflows.tape_restore import split_copy
 
 DEFAULT_USAGE_THRESHOLD = 50.0
@@ -110,6 +111,7 @@ class RehydratationWorkflow(Workflow):
                 changes.append(CatalogChange("tape", target.namespace(barcode), entry={
                     "event": "drawn", "pool_id": target.pool_id}))
             written = []
+            target.used.add(barcode)
             with cartridge_in_drive(target.library, barcode) as (_, device):
                 session = open_session(device, keep[0].algorithm or self.algorithm(), fresh)
                 while current is not None:
@@ -159,4 +161,9 @@ class RehydratationWorkflow(Workflow):
         return self._tapes
 
     def finish(self, context: RunContext) -> list:
-        return []
+        if getattr(self, "_tapes", None) is None:
+            return []
+        target = self._tapes
+        return put_away(self.execution.options, {
+            barcode: (target.library, target.namespace(barcode)) for barcode in target.used},
+            context)

@@ -31,6 +31,7 @@ from tiermover.storage.tape.writer import SessionWriter, write_label
 from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem
 from tiermover.workflows.copy import CopyJob, attributes
 from tiermover.workflows.move import is_container
+from tiermover.workflows.tape_drives import put_away
 
 TRUE = ("1", "true")
 # A batch closes its session after this many files or bytes: a pause or a lost node
@@ -80,6 +81,7 @@ class TapeDestination:
         self.queue = list(tapes.get("barcodes") or ())
         self.scratch = list(tapes.get("scratch") or ())
         self.full: set[str] = set()
+        self.used: set[str] = set()
 
     @property
     def library(self):
@@ -158,6 +160,7 @@ class TapeArchiving:
             if fresh:
                 changes.append(CatalogChange("tape", target.namespace(barcode), entry={
                     "event": "drawn", "pool_id": target.pool_id}))
+            target.used.add(barcode)
             with cartridge_in_drive(target.library, barcode, unload_after=False) as (_, device):
                 written, pending, full = self._session(device, pending, fresh, context,
                                                        problems)
@@ -174,16 +177,11 @@ class TapeArchiving:
 
     def finish(self, context: RunContext) -> list[CatalogChange]:
         target = self._tape_target()
-        inventory = target.library.inventory()
-        for barcode in target.queue:
-            cartridge = inventory.cartridges.get(barcode)
-            if cartridge is not None and cartridge.place == "drive":
-                try:
-                    target.library.unload(cartridge.address)
-                except TapeError:
-                    pass  # in use by another task: it unloads it
+        changes = put_away(self.execution.options, {
+            barcode: (target.library, target.namespace(barcode)) for barcode in target.queue
+            if barcode in target.used}, context)
         # A move then removes the folders it emptied; folder dates mean nothing on tape.
-        return super().finish(context) if self.moves else []
+        return changes + (super().finish(context) if self.moves else [])
 
     # --- one session ------------------------------------------------------------------
 

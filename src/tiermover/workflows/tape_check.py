@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
-from tiermover.storage.tape.driver import DRIVE, TapeError
+from tiermover.storage.tape.driver import TapeError
 from tiermover.storage.tape.drives import cartridge_in_drive
 from tiermover.storage.tape.format import IndexEntry
 from tiermover.storage.tape.reader import load_volume, open_in_order, read_catalog
@@ -23,6 +23,7 @@ from tiermover.workflows.base import (
     CatalogChange, ItemResult, RunContext, StorageLocation, WorkItem,
 )
 from tiermover.workflows.check_consistency import CheckConsistencyWorkflow
+from tiermover.workflows.tape_drives import put_away
 from tiermover.workflows.tape_restore import RUN_FILES, split_copy
 
 
@@ -90,7 +91,7 @@ class TapeCheckConsistencyWorkflow(CheckConsistencyWorkflow):
 
     def _whole(self, location: StorageLocation, context: RunContext) -> ItemResult:
         library, barcode = location.backend, location.path
-        self._libraries[barcode] = library
+        self._libraries[barcode] = (library, location.storage_name)
         prefix = location.namespace_path
         with cartridge_in_drive(library, barcode, unload_after=False) as (_, device):
             volume, entries = read_catalog(device)
@@ -100,7 +101,7 @@ class TapeCheckConsistencyWorkflow(CheckConsistencyWorkflow):
 
     def _copies(self, run: CopiesOnCartridge, context: RunContext) -> ItemResult:
         library, _ = self.execution.open_path(f"/{run.library}/{run.barcode}")
-        self._libraries[run.barcode] = library
+        self._libraries[run.barcode] = (library, run.library)
         expected, entries = {}, []
         for record in run.records:
             inside = split_copy(record["copy"])[2]
@@ -143,11 +144,7 @@ class TapeCheckConsistencyWorkflow(CheckConsistencyWorkflow):
                           message=f"{prefix}: {len(entries)} files verified")
 
     def finish(self, context: RunContext) -> list:
-        for barcode, library in self._libraries.items():
-            cartridge = library.inventory().cartridges.get(barcode)
-            if cartridge is not None and cartridge.place == DRIVE:
-                try:
-                    library.unload(cartridge.address)
-                except TapeError:
-                    pass  # another task uses the drive now: it unloads it
-        return super().finish(context)
+        return put_away(self.execution.options, {
+            barcode: (library, f"/{name}/{barcode}")
+            for barcode, (library, name) in self._libraries.items()}, context) \
+            + super().finish(context)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tiermover.storage.base import StorageError, join
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
-from tiermover.storage.tape.driver import DRIVE, TapeError
+from tiermover.storage.tape.driver import TapeError
 from tiermover.storage.tape.drives import cartridge_in_drive
 from tiermover.storage.tape.format import IndexEntry
 from tiermover.storage.tape.reader import load_volume, open_in_order
@@ -25,6 +25,7 @@ from tiermover.workflows.backup import epoch
 from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem
 from tiermover.workflows.copy import renamed_candidate
 from tiermover.workflows.restore import RestoreWorkflow
+from tiermover.workflows.tape_drives import put_away
 
 # Files per item: a pause or a lost node costs at most this many files' reads.
 RUN_FILES = 500
@@ -84,7 +85,7 @@ class TapeRestoreWorkflow(RestoreWorkflow):
     def _read_run(self, item: WorkItem, context: RunContext) -> ItemResult:
         run: TapeRun = item.payload
         library, _ = self.execution.open_path(f"/{run.library}/{run.barcode}")
-        self._libraries[run.barcode] = library
+        self._libraries[run.barcode] = (library, run.library)
         by_inside = {split_copy(record["copy"])[2]: record for record in run.records}
         entries = [IndexEntry(inside, "file", int(record.get("size") or 0),
                               epoch(record.get("mtime")) or 0.0, 0o644, 0, 0,
@@ -163,11 +164,7 @@ class TapeRestoreWorkflow(RestoreWorkflow):
             checksum=hasher.hexdigest(), algorithm=algorithm)
 
     def finish(self, context: RunContext) -> list:
-        for barcode, library in self._libraries.items():
-            cartridge = library.inventory().cartridges.get(barcode)
-            if cartridge is not None and cartridge.place == DRIVE:
-                try:
-                    library.unload(cartridge.address)
-                except TapeError:
-                    pass  # another task uses the drive now: it unloads it
-        return super().finish(context)
+        return put_away(self.execution.options, {
+            barcode: (library, f"/{name}/{barcode}")
+            for barcode, (library, name) in self._libraries.items()}, context) \
+            + super().finish(context)
