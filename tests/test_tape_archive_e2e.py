@@ -190,3 +190,52 @@ def test_eject_tape_after_and_selected_drive_on_an_archiving_task(api, engine, n
     inventory = VirtualLibrary(device).inventory()
     assert inventory.cartridges[tape["barcode"]].mount_count == 1
     assert inventory.cartridges[barcodes[-1]].place == "slot"  # moved out of drive 1
+
+
+def nas_pool(api, path: Path) -> tuple[dict, str]:
+    """A pool of one NAS share at `path`; (pool, share name)."""
+    from engine_support import share_on
+
+    path.mkdir(parents=True, exist_ok=True)
+    name = share_on(api, path)
+    share = next(s for s in ok(api.get("/nas_shares", params={"name": name}))["nas_shares"])
+    pool = ok(api.post("/pools", json={"name": unique("nas-pool"), "type": "active_archive",
+                                       "content": "nas"}), 201)
+    ok(api.put(f"/pools/{pool['id']}", json={"nas_share_ids": [share["id"]]}))
+    return pool, name
+
+
+def test_duplication_to_and_from_tape_pools(api, engine, nodes, tmp_path):
+    library, device, tapes = library_with_pool(api, tmp_path, slots=3)
+    archive, archive_name = nas_pool(api, tmp_path / "archive")
+    tree = make_tree(tmp_path / "archive" / "set", files=4, size=50 * 1024, folders=2)
+    nodes()
+
+    # A NAS pool duplicated onto the tape pool; a second run has nothing new to write.
+    to_tapes = action_task(api, "duplication", workflow_type="maintenance")
+    ok(api.post(f"/tasks/{to_tapes['id']}/task_sources", json={"pool_id": archive["id"]}), 201)
+    ok(api.post(f"/tasks/{to_tapes['id']}/task_destinations", json={"pool_id": tapes["id"]}),
+       201)
+    finished, lines = run(api, to_tapes)
+    assert finished["status"] == "done", lines
+    [barcode] = [t["barcode"] for t in pool_tapes(api, tapes)]
+    size = (device / f"{barcode}.tape").stat().st_size
+    names = [n for n in tar("-t", "-i", "-f", str(device / f"{barcode}.tape")).split()
+             if n.endswith(".bin")]
+    assert len(names) == 4, names
+    finished, lines = run(api, to_tapes)
+    assert finished["status"] == "done", lines
+    assert (device / f"{barcode}.tape").stat().st_size == size  # nothing appended
+
+    # The tape pool duplicated onto another NAS pool: read back from the cartridge.
+    second, second_name = nas_pool(api, tmp_path / "second")
+    from_tapes = action_task(api, "duplication", workflow_type="maintenance")
+    ok(api.post(f"/tasks/{from_tapes['id']}/task_sources", json={"pool_id": tapes["id"]}), 201)
+    ok(api.post(f"/tasks/{from_tapes['id']}/task_destinations", json={"pool_id": second["id"]}),
+       201)
+    finished, lines = run(api, from_tapes)
+    assert finished["status"] == "done", lines
+    landed = tmp_path / "second" / archive_name / "set"
+    assert tree_digest(landed) == tree_digest(tree)
+    entry = catalog_entry(api, f"/{archive_name}/set/dir0/file-00000.bin")
+    assert entry["tapes"] == [barcode] and entry["nas_shares"] == [second_name]

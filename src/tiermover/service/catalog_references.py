@@ -73,7 +73,8 @@ def _copies(session: Session, sources: list[str], cursor, limit: int):
         select(CatalogFile.file_path, CatalogFile.size, CatalogFile.checksum.label("own_sum"),
                CatalogFile.algorithm.label("own_algorithm"), FileCopy.id.label("copy_id"),
                FileCopy.file_path.label("copy"), FileCopy.checksum, FileCopy.algorithm,
-               FileCopy.verified_date, FileCopy.storage_kind, FileCopy.position)
+               FileCopy.verified_date, FileCopy.storage_kind, FileCopy.position,
+               FileCopy.mtime)
         .outerjoin(FileCopy, FileCopy.file_id == CatalogFile.id)
         .where(CatalogFile.type == "file", _under_sources(sources))
         .order_by(CatalogFile.file_path, copy_order).limit(limit + 1))
@@ -89,7 +90,7 @@ def _copies(session: Session, sources: list[str], cursor, limit: int):
                 "checksum": row.checksum if row.copy else row.own_sum,
                 "algorithm": row.algorithm if row.copy else row.own_algorithm,
                 "verified_date": _iso(row.verified_date),
-                **({"tape": True, "position": row.position}
+                **({"tape": True, "position": row.position, "mtime": _iso(row.mtime)}
                    if row.storage_kind == "tape" else {})} for row in rows]
     return records, ([rows[-1].file_path, rows[-1].copy_id or 0] if more else None)
 

@@ -31,7 +31,7 @@ ACTIONS = {
 
 
 # Actions that write to a tape or a pool of tapes when their destination is one.
-TAPE_DESTINATION_ACTIONS = ("copy", "move", "full_backup", "incremental_backup")
+TAPE_DESTINATION_ACTIONS = ("copy", "move", "full_backup", "incremental_backup", "duplication")
 
 
 def workflow_class_for(action: str):
@@ -51,8 +51,13 @@ def workflow_class_for(action: str):
 def _choosing_tapes(workflow_class):
     def make(plan):
         from tiermover.workflows.tape_archive import has_tape_destination, tape_variant
+        from tiermover.workflows.tape_check import is_cartridge
 
         if has_tape_destination(plan):
             return tape_variant(workflow_class)(plan)
+        if plan.action == "duplication" and any(is_cartridge(s) for s in plan.sources):
+            from tiermover.workflows.tape_duplication import TapeDuplicationWorkflow
+
+            return TapeDuplicationWorkflow(plan)
         return workflow_class(plan)
     return make

@@ -127,8 +127,38 @@ class TapeArchiving:
             self._tapes = TapeDestination(self.destination)
         return self._tapes
 
+    duplicates = False
+
     def plan(self) -> Iterator[WorkItem]:
-        return batches(super().plan())
+        items = super().plan()
+        if self.duplicates:
+            items = self._not_yet_on_tapes(items)
+        return batches(items)
+
+    def _not_yet_on_tapes(self, items: Iterator[WorkItem]) -> Iterator[WorkItem]:
+        """duplication: files that already have a copy (same size and date) on one of the
+        destination pool's cartridges are skipped, so a scheduled run copies what is new."""
+        if self.execution.catalog is None:
+            yield from items
+            return
+        from tiermover.workflows.backup import epoch
+        from tiermover.workflows.tape_restore import split_copy
+
+        pool = set(self._tape_target().queue)
+        held = {}
+        for record in self.execution.catalog("copies"):
+            if record.get("tape") and split_copy(record["copy"])[1] in pool:
+                held[record["file"]] = (int(record.get("size") or 0), epoch(record.get("mtime")))
+        for item in items:
+            job = item.payload
+            if isinstance(job, CopyJob) and job.entry.type == "folder":
+                continue  # folders are made by the files in them (tar does the same)
+            if isinstance(job, CopyJob) and job.entry.type == "file":
+                size, mtime = held.get(job.found.namespace_path, (None, None))
+                if size == job.entry.size and mtime is not None \
+                        and abs(mtime - job.entry.mtime) < 0.001:
+                    continue
+            yield item
 
     def describe(self, item: WorkItem) -> str:
         if isinstance(item.payload, Batch):
@@ -297,5 +327,8 @@ def tape_variant(base: type) -> type:
     """`base` writing to tapes: TapeArchiving's steps over its plan."""
     from tiermover.workflows.move import MoveWorkflow
 
+    from tiermover.workflows.duplication import DuplicationWorkflow
+
     name = "Tape" + base.__name__
-    return type(name, (TapeArchiving, base), {"moves": issubclass(base, MoveWorkflow)})
+    return type(name, (TapeArchiving, base), {"moves": issubclass(base, MoveWorkflow),
+                                               "duplicates": issubclass(base, DuplicationWorkflow)})

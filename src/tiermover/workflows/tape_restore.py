@@ -125,7 +125,10 @@ class TapeRestoreWorkflow(RestoreWorkflow):
             backend.makedirs(parent)
         target = wanted
         policy = self.execution.conflict_resolution
-        if backend.stat(target) is not None:
+        existing = backend.stat(target)
+        if existing is not None and self._already_there(record, existing):
+            return None
+        if existing is not None:
             if policy == "ignore":
                 return None
             if policy == "rename":
@@ -157,11 +160,20 @@ class TapeRestoreWorkflow(RestoreWorkflow):
         written = backend.stat(target)
         return CatalogChange(
             "written", "/" + join(self.destination.storage_name, target),
+            copy_of=self._copy_of(record),
             entry=None if written is None else {
                 "type": written.type, "size": written.size, "mode": written.mode,
                 "uid": written.uid, "gid": written.gid, "mtime": written.mtime,
                 "atime": written.atime, "ctime": written.ctime},
             checksum=hasher.hexdigest(), algorithm=algorithm)
+
+    def _already_there(self, record: dict, existing) -> bool:
+        """Whether what the target holds makes reading the copy needless."""
+        return False
+
+    def _copy_of(self, record: dict) -> str | None:
+        """The catalogued file the written one is a copy of (a restore: none)."""
+        return None
 
     def finish(self, context: RunContext) -> list:
         return put_away(self.execution.options, {

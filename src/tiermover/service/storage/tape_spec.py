@@ -28,7 +28,7 @@ from tiermover.service.storage import tape_inventory as inventory
 # The actions whose workflows take cartridges as sources.
 TAPE_SOURCE_ACTIONS = frozenset({"format", "ejection", "get_index", "rehydratation"})
 # Those taking cartridges besides files (each cartridge checked whole).
-TAPE_OR_FILE_SOURCE_ACTIONS = frozenset({"check_consistency"})
+TAPE_OR_FILE_SOURCE_ACTIONS = frozenset({"check_consistency", "duplication"})
 TAPE_CHANGE = "tape"
 _SEPARATORS = re.compile(r"[,|\s]+")
 
