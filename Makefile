@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./tiermover-data
 
-.PHONY: serve test bench-api clean
+.PHONY: serve test bench-api bench-tape clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(BIN)/.installed
 
 bench-api: $(BIN)/.installed
 	$(BIN)/python bench/api.py
+
+bench-tape: $(BIN)/.installed
+	$(BIN)/python bench/tape.py
 
 clean:
 	rm -rf $(VENV) tiermover-data
