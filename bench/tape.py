@@ -94,6 +94,9 @@ def tape_read(library: VirtualLibrary, out: Path) -> float:
             with open(target, "wb", buffering=0) as sink:
                 while chunk := reader.read(CHUNK):
                     sink.write(chunk)
+            # As tar does when it extracts: the file's mode and dates.
+            os.chmod(target, entry.mode)
+            os.utime(target, (entry.atime or entry.mtime, entry.mtime))
     fsync_tree(out)
     return time.perf_counter() - start
 
