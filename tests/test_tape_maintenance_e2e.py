@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import unique
 from engine_fixtures import *  # noqa: F401,F403
 from engine_fixtures import action_task
 from engine_support import catalog_entry, create_container, make_tree, tree_digest

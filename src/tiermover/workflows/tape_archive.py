@@ -33,7 +33,6 @@ from tiermover.workflows.copy import CopyJob, attributes
 from tiermover.workflows.move import is_container
 from tiermover.workflows.tape_drives import put_away
 
-TRUE = ("1", "true")
 # A batch closes its session after this many files or bytes: a pause or a lost node
 # costs at most one batch, and copies reach the catalog as each batch ends.
 BATCH_FILES = 500
@@ -128,6 +127,11 @@ class TapeArchiving:
         return self._tapes
 
     duplicates = False
+
+    @property
+    def flag(self) -> dict[str, bool]:
+        # The tar headers keep every file's and folder's dates: nothing to reset after.
+        return {"reset_file_date": False, "reset_folder_date": False}
 
     def plan(self) -> Iterator[WorkItem]:
         items = super().plan()

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
-from tiermover.storage.tape.driver import TapeError
 from tiermover.storage.tape.drives import cartridge_in_drive
 from tiermover.storage.tape.format import IndexEntry
 from tiermover.storage.tape.reader import load_volume, open_in_order, read_catalog
