@@ -119,14 +119,13 @@ class TapeArchiving:
     a pool of tapes: its plan decides what lands where, this writes it."""
 
     default_streams = 1  # one session at a time per execution
-    moves = False
+    moves = False  # a move: verify each file on tape, then delete its source
+    duplicates = False  # a duplication: skip what the pool's cartridges already hold
 
     def _tape_target(self) -> TapeDestination:
         if getattr(self, "_tapes", None) is None:
             self._tapes = TapeDestination(self.destination)
         return self._tapes
-
-    duplicates = False
 
     @property
     def flag(self) -> dict[str, bool]:
@@ -188,7 +187,6 @@ class TapeArchiving:
         pending = list(item.payload.jobs)
         changes: list[CatalogChange] = []
         problems: list[str] = []
-        done = 0
         while pending:
             barcode, fresh = target.current()
             if fresh:
@@ -199,7 +197,6 @@ class TapeArchiving:
                 written, pending, full = self._session(device, pending, fresh, context,
                                                        problems)
                 changes += self._report(target, barcode, written)
-                done += len(written)
                 if self.moves and written:
                     changes += self._verify_and_remove(device, target, barcode, written,
                                                        context, problems)
