@@ -239,3 +239,19 @@ def test_duplication_to_and_from_tape_pools(api, engine, nodes, tmp_path):
     assert tree_digest(landed) == tree_digest(tree)
     entry = catalog_entry(api, f"/{archive_name}/set/dir0/file-00000.bin")
     assert entry["tapes"] == [barcode] and entry["nas_shares"] == [second_name]
+
+
+def test_a_file_larger_than_a_cartridge_is_refused_with_the_reason(api, engine, nodes, tmp_path):
+    library, device, pool = library_with_pool(api, tmp_path, slots=2, capacity=2 * MiB)
+    source, source_root = create_container(api, engine)
+    (source_root / "big").mkdir(parents=True)
+    (source_root / "big" / "huge.bin").write_bytes(b"x" * (3 * MiB))
+    (source_root / "big" / "small.bin").write_bytes(b"small")
+    nodes()
+    finished, lines = run(api, to_pool(api, "copy", [f"/{source}/big"], pool))
+    assert finished["status"] == "finished_with_warnings", lines
+    refusal = next(line for line in lines if "huge.bin" in line)
+    assert "larger than an empty cartridge holds" in refusal and "never spans" in refusal
+    [tape] = pool_tapes(api, pool)
+    names = tar("-t", "-i", "-f", str(device / f"{tape['barcode']}.tape")).split()
+    assert "big/small.bin" in names and "big/huge.bin" not in names
