@@ -27,6 +27,8 @@ from tiermover.service.storage import tape_inventory as inventory
 
 # The actions whose workflows take cartridges as sources.
 TAPE_SOURCE_ACTIONS = frozenset({"format", "ejection", "get_index", "rehydratation"})
+# Those reading the catalogued copies of their source files, wherever they are.
+READS_COPIES = frozenset({"restore", "check_consistency"})
 # Those taking cartridges besides files (each cartridge checked whole).
 TAPE_OR_FILE_SOURCE_ACTIONS = frozenset({"check_consistency", "duplication"})
 TAPE_CHANGE = "tape"
@@ -81,7 +83,8 @@ def _virtual_library(session: Session, tape: Tape) -> TapeLibrary | None:
 
 def required_library_keys(session: Session, task: Task) -> set[str]:
     """The libraries a node must reach to run the task: those of its tape sources and
-    destinations, and for a restore those holding copies of what it restores."""
+    destinations, and for a restore or check_consistency those holding copies of the
+    files under its sources (which it reads)."""
     keys = {library_key(library.id) for tape in _task_tapes(session, task)
             if (library := _virtual_library(session, tape)) is not None}
     for destination in session.scalars(select(TaskDestination)
@@ -89,7 +92,7 @@ def required_library_keys(session: Session, task: Task) -> set[str]:
         library = _destination_library(session, destination)
         if library is not None:
             keys.add(library_key(library.id))
-    if task.workflow_action == "restore":
+    if task.workflow_action in READS_COPIES:
         keys |= {library_key(library_id) for library_id in session.scalars(
             select(Tape.tape_library_id).distinct()
             .join(FileCopy, and_(FileCopy.storage_kind == "tape", FileCopy.storage_id == Tape.id))
