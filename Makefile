@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./tiermover-data
 
-.PHONY: serve test bench-api bench-copy bench-scan clean
+.PHONY: serve test bench-api bench-copy bench-scan bench-tape clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench-copy: $(BIN)/.installed
 
 bench-scan: $(BIN)/.installed
 	$(BIN)/python bench/scan.py $(BENCH_ARGS)
+
+bench-tape: $(BIN)/.installed
+	$(BIN)/python bench/tape.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) tiermover-data

@@ -37,7 +37,8 @@ def build_plan(spec: dict, fsync: bool = True, bandwidth_limit: int | None = Non
             backends[key] = open_backend(entry["backend"], fsync=fsync)
         return StorageLocation(namespace_path=entry["namespace_path"],
                                storage_name=entry["storage_name"], backend=backends[key],
-                               path=entry["path"], storage_key=key)
+                               path=entry["path"], storage_key=key,
+                               tapes=entry.get("tapes"))
 
     return ExecutionPlan(
         action=spec["action"],

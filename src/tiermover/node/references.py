@@ -14,6 +14,8 @@ The server answers `GET /nodes/{node}/executions/{execution}/references?kind=...
 - `restore`: what a restore brings back: the newest version of every file under its
   sources, or the set of the execution named by the option execution_task_id:
   `{"file", "copy", "size", "mtime", "checksum", "algorithm"}`.
+- `tape_copies`: every catalogued copy on the task's cartridges (rehydratation): `{"file",
+  "copy", "size", "mtime", "checksum", "algorithm", "position"}`, by `copy`.
 
 Records come in a stable order (by `file`), so a workflow can stream them.
 """

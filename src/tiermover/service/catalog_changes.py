@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from tiermover.db.base import utcnow
 from tiermover.db.bulk import chunks, insert_ignoring_conflicts, one_of, upsert
 from tiermover.db.models import (
-    BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, TaskExecution,
+    BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, Tape, TapeLibrary,
+    TaskExecution,
 )
 from tiermover.service.errors import ValidationFailed
 from tiermover.service.namespace import find_storage, split_namespace_path
@@ -31,6 +32,8 @@ from tiermover.service.namespace import find_storage, split_namespace_path
 # What makes a namespace path need the full parse (and its refusals).
 SUSPECT = ("//", "/./", "/../", "\x00")
 BACKUP_ACTIONS = ("full_backup", "incremental_backup")
+# Copies on cartridges: a FileCopy only, never a catalog entry of their own.
+TAPE = "tape"
 # Modification dates compare to the millisecond: some storages keep no finer.
 DATE_TOLERANCE = 0.001
 
@@ -46,6 +49,14 @@ def under(column, path: str):
         return True
     escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return or_(column == path, column.like(escaped + "/%", escape="\\"))
+
+
+def tape_named(session: Session, library: str, barcode: str) -> int | None:
+    """The id of the cartridge `barcode` of the tape library called `library`."""
+    if not library or not barcode:
+        return None
+    return session.scalar(select(Tape.id).join(TapeLibrary, Tape.tape_library_id == TapeLibrary.id)
+                          .where(TapeLibrary.name == library, Tape.barcode == barcode))
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class Places:
     def __init__(self, session: Session):
         self.session = session
         self._storages: dict[str, tuple[str, object] | None] = {}
+        self._tapes: dict[str, int | None] = {}
 
     def locate(self, path: str | None) -> Place | None:
         if not path:
@@ -99,9 +111,20 @@ class Places:
             self._storages[name] = find_storage(self.session, name)
         found = self._storages[name]
         if found is None:
-            return None
+            return self._on_tape(name, relative)
         kind, storage = found
         return Place(kind, storage.id, storage.name, relative)
+
+    def _on_tape(self, library: str, relative: str) -> Place | None:
+        """`/<library>/<barcode>/<path in the archive>`: a copy on a cartridge. Its
+        "storage" is the tape, named `<library>/<barcode>` so that the place's namespace
+        path is the one reported."""
+        barcode, _, inside = relative.partition("/")
+        key = f"{library}/{barcode}"
+        if key not in self._tapes:
+            self._tapes[key] = tape_named(self.session, library, barcode)
+        tape_id = self._tapes[key]
+        return None if tape_id is None else Place(TAPE, tape_id, key, inside)
 
 
 @dataclass
@@ -315,16 +338,35 @@ class CatalogUpdate:
             if target is None:
                 continue
             source = self.places.locate(change.get("copy_of"))
+            if source is not None and source.kind == TAPE:
+                source = None  # read back from a tape (a restore): no catalog entry there
             located.append((change, outcome, target, source))
         if not located:
             return
+        # A copy on a tape is only a FileCopy of its source: no entry of its own.
+        located = [(change, outcome, target, source) for change, outcome, target, source
+                   in located if target.kind != TAPE or source is not None]
         self.entries.ensure([place for _, _, target, source in located
-                             for place in (target, source) if place is not None])
+                             for place in (target, source)
+                             if place is not None and place.kind != TAPE])
         updates = []
         copies = []
         for change, outcome, target, source in located:
             values = attribute_values(change["entry"])
             checksum, algorithm = change.get("checksum"), change.get("algorithm")
+            if target.kind == TAPE:
+                if values["type"] == "file":
+                    row = {"id": self.entries[source].id, "checksum": checksum,
+                           "algorithm": algorithm}
+                    if change.get("source_entry"):
+                        row.update(attribute_values(change["source_entry"]))
+                    updates.append(row)
+                    copies.append(self._copy_row(source, target, values, attribute_values(
+                        change.get("source_entry") or change["entry"]), change))
+                    self.handled.append(Handled(target.namespace_path, outcome,
+                                                self.entries[source].id,
+                                                f"copy of {source.namespace_path}"))
+                continue
             updates.append({"id": self.entries[target].id, **values, "in_cache": 1, "offline": 0,
                             "checksum": checksum, "algorithm": algorithm})
             if source is not None and values["type"] == "file":
@@ -344,7 +386,8 @@ class CatalogUpdate:
             upsert(self.session, FileCopy, copies,
                    key=("storage_kind", "storage_id", "path"),
                    update=("file_id", "file_path", "size", "mtime", "checksum", "algorithm",
-                           "execution_id", "creation_date", "verified_date", "verified_ok"))
+                           "execution_id", "creation_date", "verified_date", "verified_ok",
+                           "position"))
             if self.action in BACKUP_ACTIONS:
                 self._add_to_backup_set([(row["file_id"], row["storage_kind"], row["storage_id"],
                                           row["path"]) for row in copies])
@@ -356,7 +399,9 @@ class CatalogUpdate:
                 "file_path": target.namespace_path, "size": values["size"],
                 "mtime": source_values["modification_date"], "checksum": change.get("checksum"),
                 "algorithm": change.get("algorithm"), "execution_id": self.execution.id,
-                "creation_date": self.now, "verified_date": None, "verified_ok": None}
+                "creation_date": self.now, "verified_date": None, "verified_ok": None,
+                # On a tape: where the data starts on the cartridge.
+                "position": (change["entry"] or {}).get("tape_offset")}
 
     def _update_entries(self, rows: list[dict]) -> None:
         # Executemany groups rows by their keys: rows with the same columns go together.

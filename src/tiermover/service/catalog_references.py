@@ -19,8 +19,9 @@ from tiermover.service import queue
 from tiermover.service.catalog_changes import BACKUP_ACTIONS, under
 from tiermover.service.errors import Forbidden, ValidationFailed
 from tiermover.service.execution_spec import source_paths
+from tiermover.service.storage import tape_spec
 
-KINDS = ("copies", "backup_files", "restore")
+KINDS = ("copies", "backup_files", "restore", "tape_copies")
 MAX_LIMIT = 5000
 SUCCESSFUL = ("done", "finished_with_warnings")
 
@@ -52,6 +53,9 @@ def references(session: Session, node: Node, execution_id: str, kind: str,
         cursor = json.loads(after) if after else None
     except ValueError:
         raise ValidationFailed.on("after", "invalid", value=after) from None
+    if kind == "tape_copies":
+        records, cursor = tape_spec.live_copies(session, task, cursor, limit)
+        return {"references": records, "next": json.dumps(cursor) if cursor is not None else None}
     sources = source_paths(session, task)
     if kind == "copies":
         records, cursor = _copies(session, sources, cursor, limit)
@@ -69,7 +73,8 @@ def _copies(session: Session, sources: list[str], cursor, limit: int):
         select(CatalogFile.file_path, CatalogFile.size, CatalogFile.checksum.label("own_sum"),
                CatalogFile.algorithm.label("own_algorithm"), FileCopy.id.label("copy_id"),
                FileCopy.file_path.label("copy"), FileCopy.checksum, FileCopy.algorithm,
-               FileCopy.verified_date)
+               FileCopy.verified_date, FileCopy.storage_kind, FileCopy.position,
+               FileCopy.mtime)
         .outerjoin(FileCopy, FileCopy.file_id == CatalogFile.id)
         .where(CatalogFile.type == "file", _under_sources(sources))
         .order_by(CatalogFile.file_path, copy_order).limit(limit + 1))
@@ -84,13 +89,16 @@ def _copies(session: Session, sources: list[str], cursor, limit: int):
     records = [{"file": row.file_path, "copy": row.copy, "size": row.size,
                 "checksum": row.checksum if row.copy else row.own_sum,
                 "algorithm": row.algorithm if row.copy else row.own_algorithm,
-                "verified_date": _iso(row.verified_date)} for row in rows]
+                "verified_date": _iso(row.verified_date),
+                **({"tape": True, "position": row.position, "mtime": _iso(row.mtime)}
+                   if row.storage_kind == "tape" else {})} for row in rows]
     return records, ([rows[-1].file_path, rows[-1].copy_id or 0] if more else None)
 
 
 def _version_columns():
     return (CatalogFile.file_path, FileCopy.file_path.label("copy"), FileCopy.size,
-            FileCopy.mtime, FileCopy.checksum, FileCopy.algorithm)
+            FileCopy.mtime, FileCopy.checksum, FileCopy.algorithm, FileCopy.storage_kind,
+            FileCopy.position)
 
 
 def _page(session: Session, statement, cursor, limit: int):
@@ -100,7 +108,10 @@ def _page(session: Session, statement, cursor, limit: int):
     more = len(rows) > limit
     rows = rows[:limit]
     records = [{"file": row.file_path, "copy": row.copy, "size": row.size,
-                "mtime": _iso(row.mtime), "checksum": row.checksum, "algorithm": row.algorithm}
+                "mtime": _iso(row.mtime), "checksum": row.checksum, "algorithm": row.algorithm,
+                # A copy on a tape: where it starts on the cartridge, for reads in order.
+                **({"tape": True, "position": row.position}
+                   if row.storage_kind == "tape" else {})}
                for row in rows]
     return records, (rows[-1].file_path if more else None)
 

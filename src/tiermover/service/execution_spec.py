@@ -164,6 +164,9 @@ def _sources(session: Session, source: TaskSource) -> list[dict]:
 
 def _destination(session: Session, execution: TaskExecution,
                  destination: TaskDestination) -> dict | None:
+    if tape_spec.is_tape_destination(session, destination):
+        return tape_spec.tape_destination(session, session.get(Task, execution.task_id),
+                                          destination)
     if destination.pool_id and not destination.folder_path:
         pool = session.get(Pool, destination.pool_id)
         return _pool_location(session, execution, pool) if pool else None
@@ -187,9 +190,13 @@ def execution_spec(session: Session, execution: TaskExecution) -> dict:
                for location in _sources(session, s)]
     if task.workflow_action in tape_spec.TAPE_SOURCE_ACTIONS:
         sources = tape_spec.tape_sources(session, task)
+    elif task.workflow_action in tape_spec.TAPE_OR_FILE_SOURCE_ACTIONS:
+        sources += tape_spec.tape_sources(session, task)
     destinations = [_destination(session, execution, d) for d in
                     session.scalars(select(TaskDestination).where(TaskDestination.task_id == task.id)
                                     .order_by(TaskDestination.id))]
+    if task.workflow_action == "rehydratation":
+        destinations = [tape_spec.rehydration_destination(session, task)]
     options = {o.type: o.value for o in
                session.scalars(select(TaskOption).where(TaskOption.task_id == task.id))}
     return {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy import and_, exists, or_, select, true
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -220,7 +220,9 @@ def copies_of(session: Session, entries: list[CatalogFile]) -> dict[int, dict[st
         .where(FileCopy.file_id.in_(list(summary))).order_by(FileCopy.id))
     for row in rows:
         lists = summary[row.file_id]
-        storage = row.file_path.strip("/").partition("/")[0]
+        parts = row.file_path.strip("/").split("/")
+        # A tape copy is at /<library>/<barcode>/...: the file object names the barcode.
+        storage = parts[1] if row.storage_kind == "tape" and len(parts) > 1 else parts[0]
         where = lists.get(COPY_LISTS.get(row.storage_kind, ""))
         if where is not None and storage not in where:
             where.append(storage)
@@ -258,20 +260,43 @@ def get_import_file(session: Session, pool_ref: str, file_ref: str) -> ImportFil
     return _import_file(session, pool, file_ref, "file_id")
 
 
+def _on_pool_tapes(pool: Pool):
+    """Catalog entries holding, or leading to, a copy on one of the pool's tapes."""
+    inner = aliased(CatalogFile)
+    return (select(FileCopy.id)
+            .join(inner, inner.id == FileCopy.file_id)
+            .join(Tape, and_(FileCopy.storage_kind == "tape", FileCopy.storage_id == Tape.id))
+            .where(Tape.pool_id == pool.id,
+                   inner.storage_kind == CatalogFile.storage_kind,
+                   inner.storage_id == CatalogFile.storage_id,
+                   or_(CatalogFile.parent.is_(None), inner.path == CatalogFile.path,
+                       inner.path.like(CatalogFile.path.concat("/%"))))
+            .exists())
+
+
 def list_on_tapes_files(session: Session, pool_ref: str, query: ListQuery,
                         parent_ref: str | None = None) -> Page:
-    """Files on a pool's tapes: none yet, as no tape holds files.
-
-    The pool is checked, a folder can only be missing, and the (empty) selection goes
-    through the list machinery so that filters are validated as everywhere else.
-    """
-    get_pool(session, pool_ref)
-    if parent_ref is not None:
-        raise NotFound("on_tapes_file", "file_parent_id", parent_ref)
-    return list_page(session, select(CatalogFile).where(false()), ON_TAPES_FILE_ATTRS, query,
-                     CatalogFile.id)
+    """Files on a pool's tapes, as the tree of the storages they were copied from: the
+    storages' roots at the top, then a folder's entries holding copies on those tapes."""
+    pool = get_pool(session, pool_ref)
+    stmt = select(CatalogFile).where(_on_pool_tapes(pool))
+    if parent_ref is None:
+        stmt = stmt.where(CatalogFile.parent.is_(None))
+    else:
+        parent_id = as_id(parent_ref)
+        parent = None if parent_id is None else session.scalar(
+            select(CatalogFile).where(CatalogFile.id == parent_id, _on_pool_tapes(pool)))
+        if parent is None:
+            raise NotFound("on_tapes_file", "file_parent_id", parent_ref)
+        stmt = stmt.where(CatalogFile.parent == parent.id)
+    return list_page(session, stmt, ON_TAPES_FILE_ATTRS, query, CatalogFile.id)
 
 
 def get_on_tapes_file(session: Session, pool_ref: str, file_ref: str):
-    get_pool(session, pool_ref)
-    raise NotFound("on_tapes_file", "file_id", file_ref)
+    pool = get_pool(session, pool_ref)
+    file_id = as_id(file_ref)
+    entry = None if file_id is None else session.scalar(
+        select(CatalogFile).where(CatalogFile.id == file_id, _on_pool_tapes(pool)))
+    if entry is None:
+        raise NotFound("on_tapes_file", "file_id", file_ref)
+    return entry

@@ -82,6 +82,9 @@ class StorageLocation:
     backend: Backend
     path: str  # inside the backend
     storage_key: str = ""  # "<kind>:<id>", e.g. "nas_share:3"
+    # A tape destination: the cartridges to fill, in order, and the scratch ones it may
+    # take (see tiermover.service.storage.tape_spec.tape_destination).
+    tapes: dict | None = None
 
 
 class RunContext(Protocol):

@@ -78,6 +78,8 @@ class FileCopy(Base):
     creation_date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     verified_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     verified_ok: Mapped[bool | None] = mapped_column(Boolean)
+    # On a tape: the cartridge byte where the data starts (reads go in this order).
+    position: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class BackupSetFile(Base):
