@@ -108,6 +108,8 @@ def test_archive_to_a_pool_spans_cartridges_and_restores_identically(api, engine
     assert [f["name"] for f in top] == [source]
     projects = ok(api.get(f"/pools/{pool['id']}/on_tapes_files/{top[0]['id']}/children"))
     assert [f["name"] for f in projects["on_tapes_files"]] == ["projects"]
+    on_tape = ok(api.get(f"/pools/{pool['id']}/on_tapes_files/{entry['id']}"))
+    assert on_tape["barcodes"] == entry["tapes"] and on_tape["size"] == entry["size"]
     other_pool = ok(api.post("/pools", json={"name": unique("empty"), "content": "tape",
                                               "type": "offline_archive"}), 201)
     assert ok(api.get(f"/pools/{other_pool['id']}/on_tapes_files"))["on_tapes_files"] == []

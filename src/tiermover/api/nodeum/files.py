@@ -131,9 +131,12 @@ def import_files_children_by_pool(pool_id: str, file_parent_id: str, request: Re
 
 # --- files on a pool's tapes (active and offline archives) ---------------------------------
 
-def render_on_tapes_file(entry) -> dict:
-    return {"id": entry.id, "name": entry.name, "type": entry.type, "size": entry.size,
-            "barcodes": []}
+def on_tapes_renderer(session, entries: list) -> Callable:
+    """A file on a pool's tapes, with the barcodes of the cartridges holding it (a page
+    of files looked up at once)."""
+    tapes = file_service.copies_of(session, entries)
+    return lambda entry: {"id": entry.id, "name": entry.name, "type": entry.type,
+                          "size": entry.size, "barcodes": tapes[entry.id]["tapes"]}
 
 
 @router.get("/pools/{pool_id}/on_tapes_files", summary="Lists files on root of tape of pools, specific for Active and Offline.")
@@ -141,13 +144,14 @@ def index_on_tapes_files_by_pool(pool_id: str, request: Request, session: DbSess
                                  _: Scope("on_tapes_files", "index")):
     query = parse_list_query(request.query_params, file_service.ON_TAPES_FILE_ATTRS)
     page = file_service.list_on_tapes_files(session, pool_id, query)
-    return collection("on_tapes_files", page, render_on_tapes_file)
+    return collection("on_tapes_files", page, on_tapes_renderer(session, page.rows))
 
 
 @router.get("/pools/{pool_id}/on_tapes_files/{file_id}", summary="Displays a specific file.")
 def show_on_tape_file_by_pool(pool_id: str, file_id: str, session: DbSession,
                               _: Scope("on_tapes_files", "show")):
-    return render_on_tapes_file(file_service.get_on_tapes_file(session, pool_id, file_id))
+    entry = file_service.get_on_tapes_file(session, pool_id, file_id)
+    return on_tapes_renderer(session, [entry])(entry)
 
 
 @router.get("/pools/{pool_id}/on_tapes_files/{file_parent_id}/children",
@@ -156,4 +160,4 @@ def on_tapes_files_children_by_pool(pool_id: str, file_parent_id: str, request: 
                                     session: DbSession, _: Scope("on_tapes_files", "index")):
     query = parse_list_query(request.query_params, file_service.ON_TAPES_FILE_ATTRS)
     page = file_service.list_on_tapes_files(session, pool_id, query, file_parent_id)
-    return collection("on_tapes_files", page, render_on_tapes_file)
+    return collection("on_tapes_files", page, on_tapes_renderer(session, page.rows))
