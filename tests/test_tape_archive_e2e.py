@@ -257,3 +257,23 @@ def test_a_file_larger_than_a_cartridge_is_refused_with_the_reason(api, engine, 
     [tape] = pool_tapes(api, pool)
     names = tar("-t", "-i", "-f", str(device / f"{tape['barcode']}.tape")).split()
     assert "big/small.bin" in names and "big/huge.bin" not in names
+
+
+def test_formatting_a_cartridge_forgets_the_copies_it_held(api, engine, nodes, tmp_path):
+    source, source_root = create_container(api, engine)
+    make_tree(source_root / "small", files=3, size=10_000)
+    library, device, pool = library_with_pool(api, tmp_path)
+    nodes()
+    finished, lines = run(api, to_pool(api, "copy", [f"/{source}/small"], pool))
+    assert finished["status"] == "done", lines
+    entry = catalog_entry(api, f"/{source}/small/dir0/file-00000.bin")
+    assert len(entry["tapes"]) == 1
+    task = action_task(api, "format", workflow_type="maintenance",
+                       options={"overwrite": "true"})
+    ok(api.post(f"/tasks/{task['id']}/task_sources", json={"tape_barcode": entry["tapes"][0]}),
+       201)
+    finished, lines = run(api, task)
+    assert finished["status"] == "done", lines
+    assert catalog_entry(api, f"/{source}/small/dir0/file-00000.bin")["tapes"] == []
+    assert tar("-t", "-i", "-f", str(device / f"{entry['tapes'][0]}.tape")).split() == [
+        f"{META_DIR}/label.json"]

@@ -282,6 +282,9 @@ def apply_tape_changes(session: Session, items: list[dict]) -> None:
 
                 import_index(session, tape, (change.get("entry") or {}).get("files") or [])
             if event == "formatted":
+                # A new label: whatever the cartridge held is gone, and so are its copies.
+                session.execute(delete(FileCopy).where(FileCopy.storage_kind == "tape",
+                                                       FileCopy.storage_id == tape.id))
                 tape.last_maintenance = utcnow()
                 tape.known, tape.need_to_check = True, False
                 if (change.get("entry") or {}).get("to_scratch"):
