@@ -9,7 +9,9 @@ from pathlib import Path
 
 from engine_fixtures import *  # noqa: F401,F403
 from engine_fixtures import action_task
-from engine_support import catalog_entry, create_container, make_tree, tree_digest
+from engine_support import (
+    catalog_entry, create_container, latest_execution, make_tree, tree_digest,
+)
 from test_storage_api import ok
 from test_tape_archive_e2e import library_with_pool, pool_tapes, run, to_pool
 from test_tape_workflows_e2e import tar_listing
@@ -166,3 +168,35 @@ def test_rehydratation_frees_a_mostly_deleted_cartridge_and_keeps_live_files(api
     finished, lines = run(api, repack)
     assert finished["status"] == "done", lines
     assert any(f"/{library['name']}/{new}: kept (2 of 2 files live)" in line for line in lines)
+
+
+def test_a_repacked_backup_set_still_restores(api, engine, nodes, tmp_path):
+    library, device, pool = library_with_pool(api, tmp_path, slots=4)
+    source, source_root = create_container(api, engine)
+    keep = make_tree(source_root / "keep", files=2, size=200 * 1024, folders=1)
+    gone = make_tree(source_root / "gone", files=8, size=200 * 1024, folders=2)
+    expected = {p: d for p, d in tree_digest(keep).items() if d != "dir"}
+    nodes()
+    backup = to_pool(api, "full_backup", [f"/{source}/keep", f"/{source}/gone"], pool)
+    finished, lines = run(api, backup)
+    assert finished["status"] == "done", lines
+    backup_run = latest_execution(api, backup["id"])["id"]
+    finished, lines = run(api, action_task(api, "erase", sources=[f"/{source}/gone"],
+                                           workflow_type="maintenance"))
+    assert finished["status"] == "done", lines
+    finished, lines = run(api, source_task(api, "rehydratation", pool,
+                                           rehydration_usage_threshold=30))
+    assert finished["status"] == "done", lines
+    assert any("repacked" in line for line in lines), lines
+
+    # The set made before the repack is read from where its files live now.
+    for path in keep.rglob("file-*"):
+        path.unlink()
+    destination, destination_root = create_container(api, engine)
+    restore = action_task(api, "restore", sources=[f"/{source}/keep"],
+                          destinations=[f"/{destination}"],
+                          options={"execution_task_id": backup_run})
+    finished, lines = run(api, restore)
+    assert finished["status"] == "done", lines
+    assert {p: d for p, d in tree_digest(destination_root / "keep").items() if d != "dir"} == \
+        expected

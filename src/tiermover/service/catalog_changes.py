@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import and_, bindparam, delete, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tiermover.db.base import utcnow
 from tiermover.db.bulk import chunks, insert_ignoring_conflicts, one_of, upsert
@@ -258,6 +258,22 @@ def _changed(known: Known, values: dict) -> bool:
     if before.tzinfo is None:
         before = before.replace(tzinfo=timezone.utc)
     return abs((before - after).total_seconds()) > DATE_TOLERANCE
+
+
+def move_backup_sets_off(session: Session, leaving) -> None:
+    """Backup sets holding one of the copies `leaving` (a select of copy ids) hold the
+    same version elsewhere from now on: another copy of the file with the same checksum
+    (a repacked cartridge's files on their new one). Without one, the membership goes
+    with the copy."""
+    old = aliased(FileCopy)
+    other = aliased(FileCopy)
+    replacement = (select(other.id)
+                   .where(other.file_id == BackupSetFile.file_id, other.id.not_in(leaving),
+                          old.id == BackupSetFile.copy_id, other.checksum == old.checksum)
+                   .order_by(other.id.desc()).limit(1).scalar_subquery())
+    session.execute(update(BackupSetFile)
+                    .where(BackupSetFile.copy_id.in_(leaving), replacement.is_not(None))
+                    .values(copy_id=replacement))
 
 
 @dataclass
@@ -530,9 +546,10 @@ class CatalogUpdate:
             self.handled.append(Handled(place.namespace_path, outcome))
 
     def _forget_copies_at(self, place: Place) -> None:
-        self.session.execute(delete(FileCopy).where(
-            FileCopy.storage_kind == place.kind, FileCopy.storage_id == place.storage_id,
-            under(FileCopy.path, place.relative)))
+        here = and_(FileCopy.storage_kind == place.kind, FileCopy.storage_id == place.storage_id,
+                    under(FileCopy.path, place.relative))
+        move_backup_sets_off(self.session, select(FileCopy.id).where(here))
+        self.session.execute(delete(FileCopy).where(here))
 
     def _delete_entries(self, condition) -> None:
         self._delete_ids(list(self.session.scalars(select(CatalogFile.id).where(condition)

@@ -23,6 +23,7 @@ from tiermover.db.models import (
     CatalogFile, FileCopy, Pool, Tape, TapeDrive, TapeLibrary, Task, TaskDestination,
     TaskOption, TaskSource,
 )
+from tiermover.service.catalog_changes import move_backup_sets_off
 from tiermover.service.storage import tape_inventory as inventory
 
 # The actions whose workflows take cartridges as sources.
@@ -273,6 +274,8 @@ def apply_tape_changes(session: Session, items: list[dict]) -> None:
                     tape.pool_id, tape.scratch = pool.id, False
             if event == "recycled":
                 # Repacked: every live copy it held now has a copy on a fresh cartridge.
+                move_backup_sets_off(session, select(FileCopy.id).where(
+                    FileCopy.storage_kind == "tape", FileCopy.storage_id == tape.id))
                 session.execute(delete(FileCopy).where(FileCopy.storage_kind == "tape",
                                                        FileCopy.storage_id == tape.id))
                 inventory.return_to_scratch(session, tape)
