@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from tiermover.db.base import utcnow
-from tiermover.db.models import Node, TaskExecution
+from tiermover.db.models import Node, Task, TaskExecution
 from tiermover.service import queue
 from tiermover.service.auth import Principal
 from tiermover.service.errors import Forbidden, NotFound, ValidationFailed
@@ -85,31 +86,60 @@ def running_on(session: Session, node: Node) -> list[str]:
 
 def claim_work(session: Session, node: Node, lease: timedelta) -> dict | None:
     """The spec of the next execution this node may run, claimed for it; None if none."""
+    specs = claim_batch(session, node, lease, 1)
+    return specs[0] if specs else None
+
+
+def claim_batch(session: Session, node: Node, lease: timedelta, limit: int) -> list[dict]:
+    """Specs of up to `limit` executions claimed for the node (its free slots), in queue
+    order; an empty list when none is waiting."""
     # No heartbeat write here: an empty attempt must cost one statement, not three
     # (the node's heartbeat thread keeps it alive).
-    execution = queue.claim_next_execution(session, node, lease)
-    if execution is None:
-        return None
-    append_log(session, execution, "info",
-               f"claimed by node {node.name} (attempt {execution.attempts})")
-    mirror_to_task(session, execution)
-    return execution_spec(session, execution)
+    executions = queue.claim_executions(session, node, lease, limit)
+    if not executions:
+        return []
+    _load_tasks(session, executions)
+    for execution in executions:
+        append_log(session, execution, "info",
+                   f"claimed by node {node.name} (attempt {execution.attempts})")
+        mirror_to_task(session, execution)
+    return [execution_spec(session, execution) for execution in executions]
+
+
+def _load_tasks(session: Session, executions: list[TaskExecution]) -> None:
+    """The executions' tasks in one SELECT: mirroring and specs then find them in the
+    session instead of loading each on its own."""
+    missing = {e.task_id for e in executions
+               if identity_key(Task, e.task_id) not in session.identity_map}
+    if missing:
+        session.scalars(select(Task).where(Task.id.in_(missing))).all()
 
 
 def _owned_execution(session: Session, node: Node, execution_id: str) -> TaskExecution:
-    row = session.execute(
-        select(TaskExecution, last_log_index(TaskExecution.id))
-        .where(TaskExecution.id == execution_id)
-    ).one_or_none()
-    if row is None:
+    execution = _load_executions(session, [execution_id]).get(execution_id)
+    if execution is None:
         raise NotFound("task_execution", "task_execution_id", execution_id)
-    execution, last_index = row
-    remember_last_log_index(session, execution.id, last_index)
     if execution.node_id != node.id:
-        # The lease was lost (the node was silent too long) and the execution went back
-        # to the queue: this node must drop it.
-        raise Forbidden(f"execution {execution_id} is no longer assigned to node {node.name}")
+        raise _lost(node, execution_id)
     return execution
+
+
+def _lost(node: Node, execution_id: str) -> Forbidden:
+    # The lease was lost (the node was silent too long) and the execution went back to
+    # the queue: this node must drop it.
+    return Forbidden(f"execution {execution_id} is no longer assigned to node {node.name}")
+
+
+def _load_executions(session: Session, ids: list[str]) -> dict[str, TaskExecution]:
+    """The executions with their last log idx, in one SELECT."""
+    found = {}
+    for execution, last_index in session.execute(
+        select(TaskExecution, last_log_index(TaskExecution.id))
+        .where(TaskExecution.id.in_(set(ids)))
+    ):
+        remember_last_log_index(session, execution.id, last_index)
+        found[execution.id] = execution
+    return found
 
 
 def apply_report(session: Session, node: Node, execution_id: str, report: dict,
@@ -117,6 +147,32 @@ def apply_report(session: Session, node: Node, execution_id: str, report: dict,
     """Progress, log lines and finished items from a node; returns the pending command."""
     execution = _owned_execution(session, node, execution_id)
     node.last_heartbeat = utcnow()
+    return _apply(session, node, execution, report, lease)
+
+
+def apply_reports(session: Session, node: Node, reports: list[dict],
+                  lease: timedelta) -> dict[str, dict]:
+    """Several executions' reports at once (a node batches the final reports of its
+    executions that end close together). Answers, per execution id, `{"command": ...}`,
+    or `{"lost": message}` when the execution is no longer this node's to report on."""
+    executions = _load_executions(session, [r["execution_id"] for r in reports])
+    _load_tasks(session, list(executions.values()))
+    node.last_heartbeat = utcnow()
+    results: dict[str, dict] = {}
+    for report in reports:
+        execution_id = report["execution_id"]
+        execution = executions.get(execution_id)
+        if execution is None or execution.node_id != node.id:
+            error = (_lost(node, execution_id) if execution is not None else
+                     NotFound("task_execution", "task_execution_id", execution_id))
+            results[execution_id] = {"lost": str(error)}
+            continue
+        results[execution_id] = {"command": _apply(session, node, execution, report, lease)}
+    return results
+
+
+def _apply(session: Session, node: Node, execution: TaskExecution, report: dict,
+           lease: timedelta) -> str | None:
     execution.lease_expires_at = utcnow() + lease
     for entry in report.get("logs") or ():
         append_log(session, execution, entry.get("level", "info"), str(entry.get("msg", "")),
