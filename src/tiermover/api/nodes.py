@@ -20,6 +20,7 @@ from tiermover.api.deps import DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, columns
 from tiermover.db.models import Node
+from tiermover.service import dispatch
 from tiermover.service import nodes as node_service
 from tiermover.service import queue
 from tiermover.service.auth import Principal, authenticate
@@ -53,7 +54,7 @@ class ReportBody(BaseModel):
 
 
 class FinalOutcome(BaseModel):
-    status: Literal[node_service.NODE_FINALS]
+    status: Literal[dispatch.NODE_FINALS]
     message: str | None = None
 
 
@@ -113,7 +114,7 @@ def heartbeat(node_id: int, body: HeartbeatBody, request: Request, session: DbSe
 def _claim_with(session: Session, request: Request, principal: Principal, node_id: int,
                 limit: int) -> list[dict]:
     node = node_service.get_node(session, principal, node_id)
-    return node_service.claim_batch(session, node, _lease(request), limit)
+    return dispatch.claim_batch(session, node, _lease(request), limit)
 
 
 def _claim(request: Request, principal: Principal, node_id: int, limit: int) -> list[dict]:
@@ -160,14 +161,14 @@ def _exchange(request: Request, node_id: int, body: ReportsBody) -> dict:
         principal = authenticate(session, request.headers.get("authorization"))
         principal.require_scope("nodes", "work")
         node = node_service.get_node(session, principal, node_id)
-        results = node_service.apply_reports(
+        results = dispatch.apply_reports(
             session, node, [report.model_dump() for report in body.reports], _lease(request))
         # The outcomes are committed on their own before the claim: a claim that fails
         # must not undo them.
         session.commit()
         executions = []
         if body.claim:
-            executions = node_service.claim_batch(session, node, _lease(request), body.claim)
+            executions = dispatch.claim_batch(session, node, _lease(request), body.claim)
             session.commit()
         return {"results": results, "executions": executions}
 
@@ -188,7 +189,7 @@ def report(node_id: int, execution_id: str, body: ReportBody, request: Request,
            session: DbSession, principal: Scope("nodes", "work"),
            claim_next: bool = Query(False)):
     node = node_service.get_node(session, principal, node_id)
-    command = node_service.apply_report(session, node, execution_id, body.model_dump(),
+    command = dispatch.apply_report(session, node, execution_id, body.model_dump(),
                                         _lease(request))
     if not (claim_next and body.final):
         return {"command": command}

@@ -14,12 +14,13 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
-from tiermover.db.models import ActiveJob, ExecutionStorage, Task, TaskExecution
+from tiermover.db.models import ActiveJob, Task, TaskExecution
 from tiermover.service import queue
 from tiermover.service.errors import NotFound
 from tiermover.service.notifications import notify_completion
 from tiermover.service.execution_state import (
-    active_execution, append_log, mirror_to_task, required_storages,
+    active_execution, append_log, mirror_to_task, record_required_storages,
+    remember_last_log_index,
 )
 
 VERBS = ("run", "pause", "stop", "resume")
@@ -54,8 +55,8 @@ def enqueue_execution(session: Session, task: Task, window_start=None, window_en
     )
     session.add(execution)
     session.flush()
-    for key in required_storages(session, task):
-        session.add(ExecutionStorage(execution_id=execution.id, storage_key=key))
+    record_required_storages(session, execution.id, task)
+    remember_last_log_index(session, execution.id, None)  # a new execution has no log yet
     append_log(session, execution, "info", f"queued ({reason}) with priority {task.priority}")
     mirror_to_task(session, execution, task)
     queue.request_wake_up(session)
