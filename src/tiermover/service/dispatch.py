@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -66,8 +66,13 @@ def _load_tasks(session: Session, executions) -> dict[int, Task]:
         else:
             missing.add(execution.task_id)
     if missing:
-        tasks.update((t.id, t) for t in session.scalars(select(Task).where(Task.id.in_(missing))))
+        tasks.update((t.id, t) for t in session.scalars(_TASKS, {"ids": sorted(missing)}))
     return tasks
+
+
+_TASKS = select(Task).where(Task.id.in_(bindparam("ids", expanding=True)))
+_EXECUTIONS = (select(TaskExecution, last_log_index(TaskExecution.id))
+               .where(TaskExecution.id.in_(bindparam("ids", expanding=True))))
 
 
 # --- reports --------------------------------------------------------------------------------
@@ -81,10 +86,7 @@ def _lost(node: Node, execution_id: str) -> Forbidden:
 def _load_executions(session: Session, ids: list[str]) -> dict[str, TaskExecution]:
     """The executions with their last log idx, in one SELECT."""
     found = {}
-    for execution, last_index in session.execute(
-        select(TaskExecution, last_log_index(TaskExecution.id))
-        .where(TaskExecution.id.in_(set(ids)))
-    ):
+    for execution, last_index in session.execute(_EXECUTIONS, {"ids": sorted(set(ids))}):
         remember_last_log_index(session, execution.id, last_index)
         found[execution.id] = execution
     return found

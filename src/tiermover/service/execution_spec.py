@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import (
@@ -211,21 +211,25 @@ def _load_storages(session: Session, parts: list) -> list:
     return loaded
 
 
+# The queries of execution_specs, built once: `task_ids` is the list of the batch's tasks.
+_TASK_IDS = bindparam("task_ids", expanding=True)
+_SPEC_SOURCES = select(TaskSource).where(TaskSource.task_id.in_(_TASK_IDS)).order_by(TaskSource.id)
+_SPEC_DESTINATIONS = (select(TaskDestination).where(TaskDestination.task_id.in_(_TASK_IDS))
+                      .order_by(TaskDestination.id))
+_SPEC_OPTIONS = select(TaskOption).where(TaskOption.task_id.in_(_TASK_IDS))
+_SPEC_FILTERS = (select(TaskCallback.task_id, TaskCallback.script)
+                 .where(TaskCallback.task_id.in_(_TASK_IDS), TaskCallback.type == "filter")
+                 .order_by(TaskCallback.id))
+
+
 def execution_specs(session: Session, executions: list[TaskExecution]) -> list[dict]:
     """The specs of several executions (a node claims several at once), with one query
     per kind of task part for all of them; in the order of `executions`."""
-    task_ids = {execution.task_id for execution in executions}
-    sources = _by_task(session.scalars(
-        select(TaskSource).where(TaskSource.task_id.in_(task_ids)).order_by(TaskSource.id)))
-    destinations = _by_task(session.scalars(
-        select(TaskDestination).where(TaskDestination.task_id.in_(task_ids))
-        .order_by(TaskDestination.id)))
-    options = _by_task(session.scalars(
-        select(TaskOption).where(TaskOption.task_id.in_(task_ids))))
-    filters = _by_task(session.execute(
-        select(TaskCallback.task_id, TaskCallback.script)
-        .where(TaskCallback.task_id.in_(task_ids), TaskCallback.type == "filter")
-        .order_by(TaskCallback.id)))
+    batch = {"task_ids": sorted({execution.task_id for execution in executions})}
+    sources = _by_task(session.scalars(_SPEC_SOURCES, batch))
+    destinations = _by_task(session.scalars(_SPEC_DESTINATIONS, batch))
+    options = _by_task(session.scalars(_SPEC_OPTIONS, batch))
+    filters = _by_task(session.execute(_SPEC_FILTERS, batch))
     storages = _load_storages(session, [part for parts in (*sources.values(),
                                                            *destinations.values())
                                         for part in parts])

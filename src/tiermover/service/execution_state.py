@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 
@@ -152,11 +153,8 @@ def store_items(session: Session,
             for execution, items in reports for item in items]
     if not rows:
         return [[] for _ in reports]
-    table = ExecutionItem.__table__
-    stored = set(session.execute(
-        _insert_unless_present(session, table, ("execution_id", "item_key"))
-        .returning(table.c.execution_id, table.c.item_key),
-        rows).tuples())
+    stored = set(session.execute(_store_items_statement(session.get_bind().dialect.name),
+                                 rows).tuples())
     fresh = []
     for execution, items in reports:
         new = []
@@ -168,12 +166,15 @@ def store_items(session: Session,
     return fresh
 
 
-def _insert_unless_present(session: Session, table, keys: tuple[str, ...]):
-    if session.get_bind().dialect.name == "postgresql":
+@functools.cache
+def _store_items_statement(dialect: str):
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    table = ExecutionItem.__table__
+    return (insert(table).on_conflict_do_nothing(index_elements=["execution_id", "item_key"])
+            .returning(table.c.execution_id, table.c.item_key))
 
 
 def log_items(session: Session, execution: TaskExecution, fresh: list[dict]) -> None:

@@ -10,6 +10,7 @@ statement is atomic and enqueueing wakes the waiting claims in process.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -95,13 +96,37 @@ def claim_executions(session: Session, node: Node, lease: timedelta,
     storages the node all reaches. Returned in that order."""
     if limit < 1:
         return []
+    # Imported here: execution_state imports this module.
+    from tiermover.service.execution_state import remember_last_log_index
+
     now = utcnow()
     reachable = storage_keys(node)
+    parameters = {"now": now, "lease_end": now + lease, "node_id": node.id, "limit": limit}
+    if reachable:
+        parameters["reachable"] = reachable
+    rows = session.execute(_claim_statement(bool(reachable)), parameters).all()
+    claimed = []
+    for execution, last_index in rows:
+        remember_last_log_index(session, execution.id, last_index)
+        claimed.append(execution)
+    # RETURNING keeps no order: the node runs them in queue order.
+    claimed.sort(key=lambda e: (-e.priority, e.queued_at.timestamp() if e.queued_at else 0.0,
+                                e.id))
+    return claimed
+
+
+@functools.cache
+def _claim_statement(node_reaches_storages: bool):
+    """The claim, built once (per whether the node reaches any storage) with bound
+    parameters: now, lease_end, node_id, limit and the node's storage keys (reachable)."""
+    from tiermover.service.execution_state import last_log_index
+
+    now = bindparam("now", type_=_DATE_TYPE)
     unreachable_storage = exists().where(
         ExecutionStorage.execution_id == TaskExecution.id,
-        not_(ExecutionStorage.storage_key.in_(reachable)) if reachable else true(),
+        not_(ExecutionStorage.storage_key.in_(bindparam("reachable", expanding=True)))
+        if node_reaches_storages else true(),
     )
-    order = (TaskExecution.priority.desc(), TaskExecution.queued_at.asc(), TaskExecution.id.asc())
     # Materialized, so that PostgreSQL takes (and SKIP LOCKs) the candidates exactly once,
     # whatever plan it picks for the UPDATE around them.
     picked = (
@@ -111,40 +136,31 @@ def claim_executions(session: Session, node: Node, lease: timedelta,
             or_(TaskExecution.window_start.is_(None), TaskExecution.window_start <= now),
             not_(unreachable_storage),
         )
-        .order_by(*order)
-        .limit(limit)
+        .order_by(TaskExecution.priority.desc(), TaskExecution.queued_at.asc(),
+                  TaskExecution.id.asc())
+        .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
         .cte("picked")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    # Imported here: execution_state imports this module.
-    from tiermover.service.execution_state import last_log_index, remember_last_log_index
-
     # The claimed rows come back whole from the UPDATE, with each execution's last log
     # idx: no SELECT after it. A first claim is the execution's start.
-    rows = session.execute(
+    return (
         update(TaskExecution)
         .where(TaskExecution.id.in_(select(picked.c.id)), TaskExecution.status == "in_queue")
-        .values(status="calculating", node_id=node.id, claimed_at=now,
-                lease_expires_at=now + lease, attempts=TaskExecution.attempts + 1,
-                job_started=func.coalesce(TaskExecution.job_started,
-                                          bindparam("now", now, type_=_STARTED_TYPE)))
+        .values(status="calculating", node_id=bindparam("node_id"), claimed_at=now,
+                lease_expires_at=bindparam("lease_end", type_=_DATE_TYPE),
+                attempts=TaskExecution.attempts + 1,
+                job_started=func.coalesce(TaskExecution.job_started, now))
         # Qualified by hand: RETURNING renders bare column names, and a bare `id` inside
         # the subquery would be the log's own id.
         .returning(TaskExecution,
                    last_log_index(literal_column(f"{TaskExecution.__tablename__}.id")))
         .execution_options(synchronize_session=False, populate_existing=True)
-    ).all()
-    claimed = []
-    for execution, last_index in rows:
-        remember_last_log_index(session, execution.id, last_index)
-        claimed.append(execution)
-    # RETURNING keeps no order: the node runs them in queue order.
-    claimed.sort(key=lambda e: (-e.priority, e.queued_at.timestamp() if e.queued_at else 0.0, e.id))
-    return claimed
+    )
 
 
-_STARTED_TYPE = TaskExecution.__table__.c.job_started.type
+_DATE_TYPE = TaskExecution.__table__.c.job_started.type
 
 
 def claim_next_execution(session: Session, node: Node, lease: timedelta) -> TaskExecution | None:
