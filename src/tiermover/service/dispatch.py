@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from tiermover.db.base import utcnow
-from tiermover.db.models import Node, Task, TaskExecution
+from tiermover.db.models import Node, Task, TaskExecution, TaskSchedule
 from tiermover.service import queue
 from tiermover.service.errors import Forbidden, NotFound, ValidationFailed
 from tiermover.service.execution_spec import execution_specs
@@ -70,6 +70,8 @@ def _load_tasks(session: Session, executions) -> dict[int, Task]:
     return tasks
 
 
+_SCHEDULED = select(TaskSchedule.task_id).where(
+    TaskSchedule.task_id.in_(bindparam("ids", expanding=True)))
 _TASKS = select(Task).where(Task.id.in_(bindparam("ids", expanding=True)))
 _EXECUTIONS = (select(TaskExecution, last_log_index(TaskExecution.id))
                .where(TaskExecution.id.in_(bindparam("ids", expanding=True))))
@@ -140,6 +142,11 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
     if not accepted:
         return results, errors
     tasks = _load_tasks(session, executions.values())
+    # Counters of missed runs are cleared by a run that ends done; most tasks have no
+    # schedule, and one query tells which of the batch's do.
+    done = sorted({execution.task_id for report, execution in accepted
+                   if (report.get("final") or {}).get("status") == "done"})
+    scheduled = set(session.scalars(_SCHEDULED, {"ids": done})) if done else set()
     lease_end = utcnow() + lease
     # Nothing reaches the database until every report is applied: the logs, items and
     # state changes of the whole batch then go out together.
@@ -148,8 +155,9 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
                                             for report, execution in accepted])
         for (report, execution), fresh in zip(accepted, fresh_items):
             execution.lease_expires_at = lease_end
-            results[execution.id] = {"command": _apply(session, node, execution,
-                                                       tasks[execution.task_id], report, fresh)}
+            results[execution.id] = {"command": _apply(
+                session, node, execution, tasks[execution.task_id], report, fresh,
+                execution.task_id in scheduled)}
     session.flush()
     for (report, execution), fresh in zip(accepted, fresh_items):
         apply_to_catalog(session, execution, fresh)
@@ -157,7 +165,7 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
 
 
 def _apply(session: Session, node: Node, execution: TaskExecution, task: Task, report: dict,
-           fresh_items: list[dict]) -> str | None:
+           fresh_items: list[dict], scheduled: bool) -> str | None:
     for entry in report.get("logs") or ():
         append_log(session, execution, entry.get("level", "info"), str(entry.get("msg", "")),
                    entry.get("status_percent"))
@@ -174,13 +182,13 @@ def _apply(session: Session, node: Node, execution: TaskExecution, task: Task, r
         append_log(session, execution, "info", message)
     final = report.get("final")
     if final:
-        _finish(session, execution, final.get("status"), final.get("message"))
+        _finish(session, execution, final.get("status"), final.get("message"), scheduled)
     mirror_to_task(session, execution, task)
     return None if final else execution.control
 
 
 def _finish(session: Session, execution: TaskExecution, reported: str,
-            message: str | None) -> None:
+            message: str | None, scheduled: bool = True) -> None:
     now = utcnow()
     if reported == "paused":
         execution.status = "paused"
@@ -204,5 +212,6 @@ def _finish(session: Session, execution: TaskExecution, reported: str,
     execution.node_id = None
     execution.lease_expires_at = None
     if execution.status in queue.FINAL:
-        reset_after_success(session, execution)
+        if scheduled:
+            reset_after_success(session, execution)
         notify_completion(session, execution)

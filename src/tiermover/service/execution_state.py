@@ -33,8 +33,23 @@ _ACTIVE_EXECUTION = (
 )
 
 
+_ACTIVE_EXECUTION_STATUS = (
+    select(TaskExecution.id, TaskExecution.status)
+    .where(TaskExecution.task_id == bindparam("task_id"),
+           TaskExecution.status.in_(queue.ACTIVE))
+    .order_by(TaskExecution.creation_date.desc())
+    .limit(1)
+)
+
+
 def active_execution(session: Session, task: Task) -> TaskExecution | None:
     return session.scalar(_ACTIVE_EXECUTION, {"task_id": task.id})
+
+
+def active_execution_status(session: Session, task: Task) -> tuple[str, str] | None:
+    """(id, status) of the task's active execution, without loading it."""
+    row = session.execute(_ACTIVE_EXECUTION_STATUS, {"task_id": task.id}).first()
+    return tuple(row) if row else None
 
 
 def latest_execution_id(session: Session, task: Task) -> str | None:
@@ -69,17 +84,19 @@ _RECORD_STORAGES = ExecutionStorage.__table__.insert().from_select(
 
 
 def required_storages(session: Session, task: Task) -> list[str]:
-    """Storage keys the task's sources and destinations use, and the tape libraries it
-    needs."""
+    """Storage keys the task's sources and destinations use (one query), and the tape
+    libraries it needs."""
     keys = set(session.scalars(_STORAGE_KEYS, {"task_id": task.id}))
     return sorted(keys | tape_spec.required_library_keys(session, task))
 
 
 def record_required_storages(session: Session, execution_id: str, task: Task) -> None:
     """The storages an execution needs (only nodes reaching them all may claim it): those
-    of its task's sources and destinations in one INSERT ... SELECT, then the tape
-    libraries it needs."""
-    session.execute(_RECORD_STORAGES, {"execution_id": execution_id, "task_id": task.id})
+    of its task's sources and destinations in one INSERT ... SELECT, on the session's
+    connection, which does not flush what the session holds; then the tape libraries it
+    needs."""
+    session.connection().execute(_RECORD_STORAGES,
+                                 {"execution_id": execution_id, "task_id": task.id})
     session.add_all(ExecutionStorage(execution_id=execution_id, storage_key=key)
                     for key in sorted(tape_spec.required_library_keys(session, task)))
 

@@ -77,12 +77,17 @@ class QueueSignal:
 signal = QueueSignal()
 
 
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
+
+
 def request_wake_up(session: Session) -> None:
     """Wake waiting claims once this transaction commits."""
     after_commit(session, signal.notify)
     if session.get_bind().dialect.name == "postgresql":
-        # Transactional: delivered to every listening server process at commit.
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        # Transactional: delivered to every listening server process at commit. On the
+        # session's connection, so that it does not flush the session first (the commit
+        # flushes everything at once).
+        session.connection().execute(_NOTIFY, {"channel": NOTIFY_CHANNEL})
 
 
 def storage_keys(node: Node) -> list[str]:
