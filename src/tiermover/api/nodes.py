@@ -157,7 +157,10 @@ def _authenticate(request: Request) -> Principal:
 
 
 def _exchange(request: Request, node_id: int, body: ReportsBody) -> dict:
-    with request.app.state.session_factory() as session:
+    # One connection for both transactions: a session returns its connection to the pool
+    # at each commit, and each checkout costs a round trip (the pool pings it).
+    with request.app.state.engine.connect() as connection, \
+            request.app.state.session_factory(bind=connection) as session:
         principal = authenticate(session, request.headers.get("authorization"))
         principal.require_scope("nodes", "work")
         node = node_service.get_node(session, principal, node_id)

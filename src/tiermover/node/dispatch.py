@@ -18,8 +18,6 @@ import threading
 import time
 from collections import deque
 
-import httpx
-
 from tiermover.node.client import NodeClient
 
 log = logging.getLogger("tiermover.node")
@@ -51,7 +49,7 @@ class Dispatcher:
     def take(self) -> dict | None:
         """The next execution for a slot; blocks until there is one (None once stopping)."""
         with self._changed:
-            while not self._ready:
+            while not self._ready or self.stopping.is_set():
                 if self.stopping.is_set():
                     return None
                 self._changed.wait(0.5)
@@ -75,11 +73,25 @@ class Dispatcher:
     def _free(self) -> int:
         return self.concurrency - self._running - len(self._ready) - self._reserved
 
-    def _receive(self, executions: list[dict], reserved: int) -> None:
+    def _receive(self, executions: list[dict], reserved: int, sent: bool = False) -> None:
         with self._changed:
             self._reserved -= reserved
             self._ready.extend(executions)
+            if sent:
+                self._sending = False
             self._changed.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Waits (at most `timeout` seconds) until the final reports already written are
+        delivered: a node that stops does not make finished executions run again."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._outbox or self._sending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+        return True
 
     def _send_loop(self) -> None:
         while True:
@@ -104,15 +116,13 @@ class Dispatcher:
                     if "lost" in result:
                         log.warning("execution %s was given to another node; dropping it "
                                     "(%s)", execution_id, result["lost"])
-            except (httpx.HTTPError, ValueError) as error:
+            except Exception as error:
                 # The server stayed away past the patience, or refused the batch: those
                 # executions' leases expire and they resume from their checkpoints.
                 log.error("final reports of %s not delivered: %s",
                           ", ".join(r["execution_id"] for r in batch), error)
             finally:
-                with self._changed:
-                    self._sending = False
-                self._receive(executions, want)
+                self._receive(executions, want, sent=True)
 
     def _poll_loop(self) -> None:
         while not self.stopping.is_set():

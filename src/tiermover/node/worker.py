@@ -27,6 +27,9 @@ from tiermover.workflows import workflow_class_for
 
 log = logging.getLogger("tiermover.node")
 
+# How long a stopping node waits for the final reports it has yet to deliver.
+STOP_PATIENCE_SECONDS = 5.0
+
 
 
 def default_node_name() -> str:
@@ -76,8 +79,10 @@ class NodeWorker:
         for thread in threads:
             thread.start()
         self.stopping.wait()
-        # The claim long-poll is a daemon and an execution a slot runs resumes elsewhere
-        # from its checkpoint, so there is no point waiting long.
+        # Executions that ended are reported before the node goes. The claim long-poll is
+        # a daemon, and an execution a slot still runs resumes elsewhere from its
+        # checkpoint, so there is no point waiting for those.
+        self.dispatcher.drain(STOP_PATIENCE_SECONDS)
         for thread in threads:
             thread.join(timeout=0.2)
 

@@ -73,7 +73,8 @@ def _load_tasks(session: Session, executions) -> dict[int, Task]:
 _SCHEDULED = select(TaskSchedule.task_id).where(
     TaskSchedule.task_id.in_(bindparam("ids", expanding=True)))
 _TASKS = select(Task).where(Task.id.in_(bindparam("ids", expanding=True)))
-_EXECUTIONS = (select(TaskExecution, last_log_index(TaskExecution.id))
+_EXECUTIONS = (select(TaskExecution, Task, last_log_index(TaskExecution.id))
+               .join(Task, Task.id == TaskExecution.task_id)
                .where(TaskExecution.id.in_(bindparam("ids", expanding=True))))
 
 
@@ -85,13 +86,15 @@ def _lost(node: Node, execution_id: str) -> Forbidden:
     return Forbidden(f"execution {execution_id} is no longer assigned to node {node.name}")
 
 
-def _load_executions(session: Session, ids: list[str]) -> dict[str, TaskExecution]:
-    """The executions with their last log idx, in one SELECT."""
-    found = {}
-    for execution, last_index in session.execute(_EXECUTIONS, {"ids": sorted(set(ids))}):
+def _load_executions(session: Session, ids: list[str]
+                     ) -> tuple[dict[str, TaskExecution], dict[int, Task]]:
+    """The executions with their tasks and last log idx, in one SELECT."""
+    executions, tasks = {}, {}
+    for execution, task, last_index in session.execute(_EXECUTIONS, {"ids": sorted(set(ids))}):
         remember_last_log_index(session, execution.id, last_index)
-        found[execution.id] = execution
-    return found
+        executions[execution.id] = execution
+        tasks[task.id] = task
+    return executions, tasks
 
 
 def apply_report(session: Session, node: Node, execution_id: str, report: dict,
@@ -125,7 +128,7 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
         final = report.get("final")
         if final and final.get("status") not in NODE_FINALS:
             raise ValidationFailed.on("final.status", "inclusion", value=final.get("status"))
-    executions = _load_executions(session, [r["execution_id"] for r in reports])
+    executions, tasks = _load_executions(session, [r["execution_id"] for r in reports])
     results: dict[str, dict] = {}
     errors: dict[str, Exception] = {}
     accepted: list[tuple[dict, TaskExecution]] = []
@@ -141,7 +144,6 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
         accepted.append((report, execution))
     if not accepted:
         return results, errors
-    tasks = _load_tasks(session, executions.values())
     # Counters of missed runs are cleared by a run that ends done; most tasks have no
     # schedule, and one query tells which of the batch's do.
     done = sorted({execution.task_id for report, execution in accepted
