@@ -7,6 +7,7 @@ node speaks exactly this protocol too.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from tiermover.service.auth import Principal, authenticate
 from tiermover.service.execution_spec import known_storages
 
 router = APIRouter(tags=["nodes"])
+log = logging.getLogger("tiermover.nodes")
 
 MAX_WAIT_SECONDS = 30.0
 # Bounds of one request: executions claimed at once, reports carried at once.
@@ -157,22 +159,24 @@ def _authenticate(request: Request) -> Principal:
 
 
 def _exchange(request: Request, node_id: int, body: ReportsBody) -> dict:
-    # One connection for both transactions: a session returns its connection to the pool
-    # at each commit, and each checkout costs a round trip (the pool pings it).
-    with request.app.state.engine.connect() as connection, \
-            request.app.state.session_factory(bind=connection) as session:
+    with request.app.state.session_factory() as session:
         principal = authenticate(session, request.headers.get("authorization"))
         principal.require_scope("nodes", "work")
         node = node_service.get_node(session, principal, node_id)
         results = dispatch.apply_reports(
             session, node, [report.model_dump() for report in body.reports], _lease(request))
-        # The outcomes are committed on their own before the claim: a claim that fails
-        # must not undo them.
-        session.commit()
         executions = []
         if body.claim:
-            executions = dispatch.claim_batch(session, node, _lease(request), body.claim)
-            session.commit()
+            # In a savepoint: a claim that fails must not undo the reports, which commit
+            # with it otherwise (one commit, one WAL flush, per request).
+            try:
+                with session.begin_nested():
+                    executions = dispatch.claim_batch(session, node, _lease(request),
+                                                      body.claim)
+            except Exception:
+                log.exception("claim for node %s failed; its reports are kept", node.name)
+                executions = []
+        session.commit()
         return {"results": results, "executions": executions}
 
 
