@@ -152,17 +152,25 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
     lease_end = utcnow() + lease
     # Nothing reaches the database until every report is applied: the logs, items and
     # state changes of the whole batch then go out together.
+    applied = []
     with session.no_autoflush:
         fresh_items = store_items(session, [(execution, report.get("items") or [])
                                             for report, execution in accepted])
         for (report, execution), fresh in zip(accepted, fresh_items):
+            if execution.node_id != node.id:  # a report after its final in one batch
+                results[execution.id] = {"lost": str(_lost(node, execution.id))}
+                continue
             execution.lease_expires_at = lease_end
             results[execution.id] = {"command": _apply(
                 session, node, execution, tasks[execution.task_id], report, fresh,
                 execution.task_id in scheduled)}
+            applied.append((report, execution, fresh))
     session.flush()
-    for (report, execution), fresh in zip(accepted, fresh_items):
+    for report, execution, fresh in applied:
         apply_to_catalog(session, execution, fresh)
+        if report.get("final") and execution.status in queue.FINAL:
+            # After the flush: the mail quotes the problems logged, this report's too.
+            notify_completion(session, execution)
     return results, errors
 
 
@@ -213,7 +221,5 @@ def _finish(session: Session, execution: TaskExecution, reported: str,
     execution.control_reason = None if execution.status == "paused" else execution.control_reason
     execution.node_id = None
     execution.lease_expires_at = None
-    if execution.status in queue.FINAL:
-        if scheduled:
-            reset_after_success(session, execution)
-        notify_completion(session, execution)
+    if execution.status in queue.FINAL and scheduled:
+        reset_after_success(session, execution)
