@@ -281,8 +281,8 @@ class TiermoverBench:
                             timeout=30)
 
     def add_nodes(self, total: int) -> None:
-        """Bring the number of worker nodes up to `total`. Nodes are only ever added: a
-        stopped node's pending long-poll could still claim an execution on the server."""
+        """Bring the number of worker nodes up to `total`. Nodes are only ever added, so
+        that every measure runs against the same server."""
         while len(self.nodes) < total:
             name = f"bench-node-{len(self.nodes) + 1}"
             process = self.processes.start(

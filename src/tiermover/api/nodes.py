@@ -7,8 +7,9 @@ node speaks exactly this protocol too.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -20,14 +21,19 @@ from tiermover.api.deps import DbSession, Scope
 from tiermover.api.nodeum.filters import parse_list_query
 from tiermover.api.nodeum.render import collection, columns
 from tiermover.db.models import Node
+from tiermover.service import dispatch
 from tiermover.service import nodes as node_service
 from tiermover.service import queue
 from tiermover.service.auth import Principal, authenticate
 from tiermover.service.execution_spec import known_storages
 
 router = APIRouter(tags=["nodes"])
+log = logging.getLogger("tiermover.nodes")
 
 MAX_WAIT_SECONDS = 30.0
+# Bounds of one request: executions claimed at once, reports carried at once.
+MAX_CLAIM = 100
+MAX_REPORTS = 1000
 
 
 class RegisterBody(BaseModel):
@@ -47,6 +53,21 @@ class ReportBody(BaseModel):
     logs: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     final: dict[str, Any] | None = None
+
+
+class FinalOutcome(BaseModel):
+    status: Literal[dispatch.NODE_FINALS]
+    message: str | None = None
+
+
+class ExecutionReport(ReportBody):
+    execution_id: str = Field(max_length=32)
+    final: FinalOutcome | None = None
+
+
+class ReportsBody(BaseModel):
+    reports: list[ExecutionReport] = Field([], max_length=MAX_REPORTS)
+    claim: int = Field(0, ge=0, le=MAX_CLAIM)
 
 
 def _lease(request: Request):
@@ -92,21 +113,24 @@ def heartbeat(node_id: int, body: HeartbeatBody, request: Request, session: DbSe
     return {"commands": node_service.heartbeat(session, node, _lease(request))}
 
 
-def _claim_with(session: Session, request: Request, principal: Principal,
-                node_id: int) -> dict | None:
+def _claim_with(session: Session, request: Request, principal: Principal, node_id: int,
+                limit: int) -> list[dict]:
     node = node_service.get_node(session, principal, node_id)
-    return node_service.claim_work(session, node, _lease(request))
+    return dispatch.claim_batch(session, node, _lease(request), limit)
 
 
-def _claim(request: Request, principal: Principal, node_id: int) -> dict | None:
+def _claim(request: Request, principal: Principal, node_id: int, limit: int) -> list[dict]:
     with request.app.state.session_factory.begin() as session:
-        return _claim_with(session, request, principal, node_id)
+        return _claim_with(session, request, principal, node_id, limit)
 
 
 @router.post("/nodes/{node_id}/claim",
-             summary="Long-poll for an execution this node can run (204 when none came).")
+             summary="Long-poll for executions this node can run (204 when none came).")
 async def claim(node_id: int, request: Request,
-                wait: float = Query(25.0, ge=0, le=MAX_WAIT_SECONDS)):
+                wait: float = Query(25.0, ge=0, le=MAX_WAIT_SECONDS),
+                max: int | None = Query(None, ge=1, le=MAX_CLAIM)):  # noqa: A002 - the API's name
+    """Without `max`: one execution's spec. With `max`: `{"executions": [...]}`, up to
+    `max` of them (a node asks for its free slots)."""
     # Authenticated here rather than through a dependency: a dependency would hold a
     # database session for the whole long-poll.
     principal = await run_in_threadpool(_authenticate, request)
@@ -117,9 +141,9 @@ async def claim(node_id: int, request: Request,
         if await request.is_disconnected():
             return Response(status_code=204)
         seen = queue.signal.generation
-        spec = await run_in_threadpool(_claim, request, principal, node_id)
-        if spec is not None:
-            return JSONResponse(spec)
+        specs = await run_in_threadpool(_claim, request, principal, node_id, max or 1)
+        if specs:
+            return JSONResponse(specs[0] if max is None else {"executions": specs})
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return Response(status_code=204)
@@ -134,6 +158,37 @@ def _authenticate(request: Request) -> Principal:
     return principal
 
 
+def _exchange(request: Request, node_id: int, body: ReportsBody) -> dict:
+    with request.app.state.session_factory() as session:
+        principal = authenticate(session, request.headers.get("authorization"))
+        principal.require_scope("nodes", "work")
+        node = node_service.get_node(session, principal, node_id)
+        results = dispatch.apply_reports(
+            session, node, [report.model_dump() for report in body.reports], _lease(request))
+        executions = []
+        if body.claim:
+            # In a savepoint: a claim that fails must not undo the reports, which commit
+            # with it otherwise (one commit, one WAL flush, per request).
+            try:
+                with session.begin_nested():
+                    executions = dispatch.claim_batch(session, node, _lease(request),
+                                                      body.claim)
+            except Exception:
+                log.exception("claim for node %s failed; its reports are kept", node.name)
+                executions = []
+        session.commit()
+        return {"results": results, "executions": executions}
+
+
+@router.post("/nodes/{node_id}/reports",
+             summary="Reports of several executions at once; `claim` also claims up to that "
+                     "many executions for the node's free slots (no waiting).")
+async def exchange(node_id: int, body: ReportsBody, request: Request):
+    # One thread hop for authentication, reports and claim: a busy node sends one such
+    # request per batch of executions that ended, so its fixed cost counts.
+    return JSONResponse(await run_in_threadpool(_exchange, request, node_id, body))
+
+
 @router.post("/nodes/{node_id}/executions/{execution_id}/report",
              summary="Progress, logs and finished items of a running execution; a final "
                      "report with claim_next=true also claims the node's next execution.")
@@ -141,11 +196,12 @@ def report(node_id: int, execution_id: str, body: ReportBody, request: Request,
            session: DbSession, principal: Scope("nodes", "work"),
            claim_next: bool = Query(False)):
     node = node_service.get_node(session, principal, node_id)
-    command = node_service.apply_report(session, node, execution_id, body.model_dump(),
+    command = dispatch.apply_report(session, node, execution_id, body.model_dump(),
                                         _lease(request))
     if not (claim_next and body.final):
         return {"command": command}
     # The outcome is committed on its own before the claim: a claim that fails must not
     # undo it. A busy node thus saves the claim request between two executions.
     session.commit()
-    return {"command": None, "next": _claim_with(session, request, principal, node_id)}
+    claimed = _claim_with(session, request, principal, node_id, 1)
+    return {"command": None, "next": claimed[0] if claimed else None}

@@ -61,6 +61,24 @@ class NodeClient:
         response.raise_for_status()
         return response.json()
 
+    def claim_many(self, node_id: int, wait: float, limit: int) -> list[dict]:
+        """Long-poll for up to `limit` executions (an empty list when none came)."""
+        response = self._call("POST", f"/nodes/{node_id}/claim",
+                              params={"wait": wait, "max": limit}, timeout=wait + 30)
+        if response.status_code == 204:
+            return []
+        response.raise_for_status()
+        return response.json()["executions"]
+
+    def exchange(self, node_id: int, reports: list[dict], claim: int,
+                 retry_until: float | None = None) -> dict:
+        """Several executions' reports in one request, claiming up to `claim` executions
+        in the same request: `{"results": {id: {"command"} | {"lost"}}, "executions"}`."""
+        response = self._call("POST", f"/nodes/{node_id}/reports",
+                              json={"reports": reports, "claim": claim}, retry_until=retry_until)
+        response.raise_for_status()
+        return response.json()
+
     def heartbeat(self, node_id: int, running: list[str]) -> dict[str, str]:
         response = self._call("POST", f"/nodes/{node_id}/heartbeat", json={"running": running})
         response.raise_for_status()

@@ -15,9 +15,6 @@ log = logging.getLogger("tiermover.node")
 
 SEND_EVERY_SECONDS = 0.5
 MAX_BATCH_ITEMS = 1000
-# A final report is retried this long (the server may be restarting) before giving up;
-# the execution's lease then expires and it resumes elsewhere from its checkpoint.
-FINAL_REPORT_PATIENCE = 600.0
 
 
 class HttpReporter:
@@ -79,14 +76,11 @@ class HttpReporter:
             return
         self._logs, self._items = [], []
 
-    def finish(self, progress: Progress, status: str, message: str | None = None,
-               claim_next: bool = False) -> dict | None:
-        """The final report; with `claim_next`, returns the next execution the server gave
-        this node in the same request (None: claim again)."""
+    def final_report(self, progress: Progress, status: str,
+                     message: str | None = None) -> dict:
+        """The execution's last report, with whatever is still unsent; the node's
+        dispatcher delivers it (batched with others that end close together)."""
         body = self._body(progress, {"status": status, "message": message})
-        try:
-            return self.client.final_report(self.node_id, self.execution_id, body, claim_next,
-                                            retry_until=time.monotonic() + FINAL_REPORT_PATIENCE)
-        except LeaseLost:
-            log.warning("execution %s was given to another node; dropping it", self.execution_id)
-            return None
+        body["execution_id"] = self.execution_id
+        self._logs, self._items = [], []
+        return body

@@ -1,8 +1,9 @@
 """`tiermover worker`: register, claim executions with a long-poll, run them, report.
 
-Each of the node's slots (its concurrency) claims and runs one execution at a time; a
-heartbeat thread keeps the node's leases alive and brings pause/stop commands even
-between reports.
+Each of the node's slots (its concurrency) runs one execution at a time; the dispatcher
+(node/dispatch.py) claims executions for the free slots and sends final reports in
+batches; a heartbeat thread keeps the node's leases alive and brings pause/stop commands
+even between reports.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 
 from tiermover import __version__
 from tiermover.node.client import NodeClient
+from tiermover.node.dispatch import Dispatcher
 from tiermover.node.progress import Progress
 from tiermover.node.references import CatalogReader
 from tiermover.node.reporter import HttpReporter
@@ -25,7 +27,9 @@ from tiermover.workflows import workflow_class_for
 
 log = logging.getLogger("tiermover.node")
 
-CLAIM_WAIT_SECONDS = 20.0
+# How long a stopping node waits for the final reports it has yet to deliver.
+STOP_PATIENCE_SECONDS = 5.0
+
 
 
 def default_node_name() -> str:
@@ -46,6 +50,7 @@ class NodeWorker:
         self._running: dict[str, HttpReporter] = {}
         self.storages: list[str] = []
         self._lock = threading.Lock()
+        self.dispatcher: Dispatcher | None = None
 
     # --- lifecycle --------------------------------------------------------------------
     def reachable_storages(self, patience: float = 0.0) -> list[str]:
@@ -66,14 +71,18 @@ class NodeWorker:
     def run(self) -> None:
         """Blocks until `stop()`."""
         self.register()
+        self.dispatcher = Dispatcher(self.client, self.node_id, self.concurrency, self.stopping)
         threads = [threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True)
                    for i in range(self.concurrency)]
+        threads += self.dispatcher.threads()
         threads.append(threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True))
         for thread in threads:
             thread.start()
         self.stopping.wait()
-        # Slots may sit in a claim long-poll; they are daemons and an execution they run
-        # resumes elsewhere from its checkpoint, so there is no point waiting long.
+        # Executions that ended are reported before the node goes. The claim long-poll is
+        # a daemon, and an execution a slot still runs resumes elsewhere from its
+        # checkpoint, so there is no point waiting for those.
+        self.dispatcher.drain(STOP_PATIENCE_SECONDS)
         for thread in threads:
             thread.join(timeout=0.2)
 
@@ -82,22 +91,19 @@ class NodeWorker:
 
     # --- work -------------------------------------------------------------------------
     def _slot(self) -> None:
-        spec: dict | None = None
-        while not self.stopping.is_set():
+        while True:
+            spec = self.dispatcher.take()
             if spec is None:
-                try:
-                    spec = self.client.claim(self.node_id, CLAIM_WAIT_SECONDS)
-                except Exception as error:  # server restarting: wait and claim again
-                    log.warning("claim failed (%s); retrying", error)
-                    self.stopping.wait(1.0)
-                    continue
-            if spec is not None:
-                # The final report of one execution brings the next one, if any.
-                spec = self.run_execution(spec)
+                return
+            final = None
+            try:
+                final = self.run_execution(spec)
+            finally:
+                self.dispatcher.done(final)
 
     def run_execution(self, spec: dict) -> dict | None:
-        """Runs the execution; returns the next one the server handed over with the final
-        report (None when the slot must claim again)."""
+        """Runs the execution; returns its final report (None when it was abandoned: the
+        server gave it to another node)."""
         reporter = HttpReporter(self.client, self.node_id, spec["id"])
         with self._lock:
             self._running[spec["id"]] = reporter
@@ -107,29 +113,24 @@ class NodeWorker:
             if workflow_class is None:
                 reporter.log("error", f"the {spec['action']} action is not available on this "
                                       "node yet", progress)
-                return reporter.finish(progress, "error", f"{spec['action']} is not supported yet",
-                                       claim_next=self._wants_more())
+                return reporter.final_report(progress, "error",
+                                             f"{spec['action']} is not supported yet")
             catalog = CatalogReader(self.client, self.node_id, spec["id"])
             plan = build_plan(spec, self.fsync, self.bandwidth_limit, catalog,
                               storages=lambda: self.client.storages(retry_until=None))
             workflow = workflow_class(plan)
             outcome = run_workflow(workflow, set(spec.get("finished_keys") or ()), reporter,
                                    progress, self.bandwidth_limit)
-            if outcome.status != "abandoned":
-                return reporter.finish(progress, outcome.status, outcome.message,
-                                       claim_next=self._wants_more())
-            return None
+            if outcome.status == "abandoned":
+                return None
+            return reporter.final_report(progress, outcome.status, outcome.message)
         except Exception as error:  # a bug must not kill the slot: report it and go on
             log.exception("execution %s failed", spec["id"])
             reporter.log("error", f"internal error on node {self.name}: {error}", progress)
-            return reporter.finish(progress, "error", str(error), claim_next=self._wants_more())
+            return reporter.final_report(progress, "error", str(error))
         finally:
             with self._lock:
                 self._running.pop(spec["id"], None)
-
-    def _wants_more(self) -> bool:
-        # A stopping node must not be handed an execution it would never run.
-        return not self.stopping.is_set()
 
     def _heartbeats(self) -> None:
         """Every second: renew leases, pick up commands, and declare storages that

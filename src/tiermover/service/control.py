@@ -14,12 +14,13 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
-from tiermover.db.models import ActiveJob, ExecutionStorage, Task, TaskExecution
+from tiermover.db.models import ActiveJob, Task, TaskExecution
 from tiermover.service import queue
 from tiermover.service.errors import NotFound
 from tiermover.service.notifications import notify_completion
 from tiermover.service.execution_state import (
-    active_execution, append_log, mirror_to_task, required_storages,
+    active_execution, active_execution_status, append_log, mirror_to_task,
+    record_required_storages, remember_last_log_index,
 )
 
 VERBS = ("run", "pause", "stop", "resume")
@@ -31,9 +32,11 @@ def new_execution_id() -> str:
 
 
 def _job(session: Session, task: Task, verb: str, execution: TaskExecution | None,
-         status: str = "queued", message: str | None = None) -> ActiveJob:
+         status: str = "queued", message: str | None = None,
+         execution_id: str | None = None) -> ActiveJob:
     job = ActiveJob(id=str(uuid.uuid4()), task_id=task.id, verb=verb, status=status,
-                    message=message, execution_id=execution.id if execution else None)
+                    message=message,
+                    execution_id=execution.id if execution else execution_id)
     session.add(job)
     return job
 
@@ -53,9 +56,10 @@ def enqueue_execution(session: Session, task: Task, window_start=None, window_en
         timeout_seconds=task.timeout_seconds, attempts=0,
     )
     session.add(execution)
+    # The row first: the rows below refer to it (they go out together at the commit).
     session.flush()
-    for key in required_storages(session, task):
-        session.add(ExecutionStorage(execution_id=execution.id, storage_key=key))
+    record_required_storages(session, execution.id, task)
+    remember_last_log_index(session, execution.id, None)  # a new execution has no log yet
     append_log(session, execution, "info", f"queued ({reason}) with priority {task.priority}")
     mirror_to_task(session, execution, task)
     queue.request_wake_up(session)
@@ -64,17 +68,9 @@ def enqueue_execution(session: Session, task: Task, window_start=None, window_en
 
 def request(session: Session, task: Task, verb: str) -> ActiveJob:
     """Carry out a control verb as far as it can go now, and return its job."""
-    execution = active_execution(session, task)
     if verb == "run":
-        if not task.activate:
-            return _job(session, task, verb, None, "failed",
-                        "the task is not activated (set activate to 1 to run it)")
-        if execution is not None:
-            return _job(session, task, verb, execution, "failed",
-                        f"execution {execution.id} of this task is still {execution.status}; "
-                        "only one execution of a task runs at a time")
-        execution = enqueue_execution(session, task)
-        return _job(session, task, verb, execution)
+        return _run(session, task)
+    execution = active_execution(session, task)
     if execution is None:
         return _job(session, task, verb, None, "failed",
                     f"cannot {verb}: the task has no active execution")
@@ -105,6 +101,19 @@ def request(session: Session, task: Task, verb: str) -> ActiveJob:
         append_log(session, execution, "info", "stop requested")
     mirror_to_task(session, execution, task)
     return _job(session, task, verb, execution, "working")
+
+
+def _run(session: Session, task: Task) -> ActiveJob:
+    if not task.activate:
+        return _job(session, task, "run", None, "failed",
+                    "the task is not activated (set activate to 1 to run it)")
+    active = active_execution_status(session, task)
+    if active is not None:
+        execution_id, status = active
+        return _job(session, task, "run", None, "failed",
+                    f"execution {execution_id} of this task is still {status}; "
+                    "only one execution of a task runs at a time", execution_id=execution_id)
+    return _job(session, task, "run", enqueue_execution(session, task))
 
 
 def finish_without_node(session: Session, execution: TaskExecution, task: Task, status: str,

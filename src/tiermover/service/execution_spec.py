@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import (
@@ -183,32 +183,81 @@ def source_paths(session: Session, task: Task) -> list[str]:
 
 def execution_spec(session: Session, execution: TaskExecution) -> dict:
     """Everything a node needs to run (or resume) an execution."""
-    task = session.get(Task, execution.task_id)
-    sources = [location for s in
-               session.scalars(select(TaskSource).where(TaskSource.task_id == task.id)
-                               .order_by(TaskSource.id))
-               for location in _sources(session, s)]
-    if task.workflow_action in tape_spec.TAPE_SOURCE_ACTIONS:
-        sources = tape_spec.tape_sources(session, task)
-    elif task.workflow_action in tape_spec.TAPE_OR_FILE_SOURCE_ACTIONS:
-        sources += tape_spec.tape_sources(session, task)
-    destinations = [_destination(session, execution, d) for d in
-                    session.scalars(select(TaskDestination).where(TaskDestination.task_id == task.id)
-                                    .order_by(TaskDestination.id))]
-    if task.workflow_action == "rehydratation":
-        destinations = [tape_spec.rehydration_destination(session, task)]
-    options = {o.type: o.value for o in
-               session.scalars(select(TaskOption).where(TaskOption.task_id == task.id))}
-    return {
-        "id": execution.id, "task_id": task.id, "task_name": task.name,
-        "action": task.workflow_action, "conflict_resolution": task.conflict_resolution,
-        "options": options,
-        "filters": list(session.scalars(
-            select(TaskCallback.script).where(TaskCallback.task_id == task.id,
-                                              TaskCallback.type == "filter")
-            .order_by(TaskCallback.id))),
-        "sources": sources, "destinations": [d for d in destinations if d],
-        # Items are only recorded from a claimed node's reports: a first attempt has none.
-        "finished_keys": finished_keys(session, execution) if execution.attempts > 1 else [],
-        "attempt": execution.attempts,
-    }
+    return execution_specs(session, [execution])[0]
+
+
+def _by_task(rows, task_id=lambda row: row.task_id) -> dict[int, list]:
+    grouped: dict[int, list] = {}
+    for row in rows:
+        grouped.setdefault(task_id(row), []).append(row)
+    return grouped
+
+
+def _load_storages(session: Session, parts: list) -> list:
+    """The storages the parts name, a query per kind for all of them, so that the
+    `session.get` of each location finds them in the session. Returned to be kept alive
+    while the specs are built (the session holds unchanged objects weakly)."""
+    loaded: list = []
+    for model, attr in ((Container, "container_id"), (NasShare, "nas_share_id"),
+                        (CloudBucket, "cloud_bucket_id")):
+        ids = {getattr(part, attr) for part in parts if getattr(part, attr)}
+        if ids:
+            loaded += session.scalars(select(model).where(model.id.in_(ids))).all()
+    connectors = {b.cloud_connector_id for b in loaded
+                  if isinstance(b, CloudBucket) and b.cloud_connector_id}
+    if connectors:
+        loaded += session.scalars(select(CloudConnector)
+                                  .where(CloudConnector.id.in_(connectors))).all()
+    return loaded
+
+
+# The queries of execution_specs, built once: `task_ids` is the list of the batch's tasks.
+_TASK_IDS = bindparam("task_ids", expanding=True)
+_SPEC_SOURCES = select(TaskSource).where(TaskSource.task_id.in_(_TASK_IDS)).order_by(TaskSource.id)
+_SPEC_DESTINATIONS = (select(TaskDestination).where(TaskDestination.task_id.in_(_TASK_IDS))
+                      .order_by(TaskDestination.id))
+_SPEC_OPTIONS = select(TaskOption).where(TaskOption.task_id.in_(_TASK_IDS))
+_SPEC_FILTERS = (select(TaskCallback.task_id, TaskCallback.script)
+                 .where(TaskCallback.task_id.in_(_TASK_IDS), TaskCallback.type == "filter")
+                 .order_by(TaskCallback.id))
+
+
+def execution_specs(session: Session, executions: list[TaskExecution]) -> list[dict]:
+    """The specs of several executions (a node claims several at once), with one query
+    per kind of task part for all of them; in the order of `executions`."""
+    batch = {"task_ids": sorted({execution.task_id for execution in executions})}
+    sources = _by_task(session.scalars(_SPEC_SOURCES, batch))
+    destinations = _by_task(session.scalars(_SPEC_DESTINATIONS, batch))
+    options = _by_task(session.scalars(_SPEC_OPTIONS, batch))
+    filters = _by_task(session.execute(_SPEC_FILTERS, batch))
+    storages = _load_storages(session, [part for parts in (*sources.values(),
+                                                           *destinations.values())
+                                        for part in parts])
+    specs = []
+    for execution in executions:
+        task = session.get(Task, execution.task_id)
+        task_sources = [location for s in sources.get(task.id, ())
+                        for location in _sources(session, s)]
+        if task.workflow_action in tape_spec.TAPE_SOURCE_ACTIONS:
+            task_sources = tape_spec.tape_sources(session, task)
+        elif task.workflow_action in tape_spec.TAPE_OR_FILE_SOURCE_ACTIONS:
+            task_sources += tape_spec.tape_sources(session, task)
+        task_destinations = [_destination(session, execution, d)
+                             for d in destinations.get(task.id, ())]
+        if task.workflow_action == "rehydratation":
+            task_destinations = [tape_spec.rehydration_destination(session, task)]
+        specs.append({
+            "id": execution.id, "task_id": task.id, "task_name": task.name,
+            "action": task.workflow_action, "conflict_resolution": task.conflict_resolution,
+            "options": {o.type: o.value for o in options.get(task.id, ())},
+            "filters": [row.script for row in filters.get(task.id, ())],
+            "sources": task_sources,
+            "destinations": [d for d in task_destinations if d],
+            # Items are only recorded from a claimed node's reports: a first attempt has
+            # none.
+            "finished_keys": (finished_keys(session, execution) if execution.attempts > 1
+                              else []),
+            "attempt": execution.attempts,
+        })
+    del storages  # held until here so that the locations found them in the session
+    return specs

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, cast, func, literal, select, union
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
 from tiermover.db.models import (
-    ExecutionItem, ExecutionLog, Task, TaskDestination, TaskExecution, TaskSource,
+    ExecutionItem, ExecutionLog, ExecutionStorage, Task, TaskDestination, TaskExecution,
+    TaskSource,
 )
 from tiermover.service import catalog, queue
 from tiermover.service.storage import tape_spec
@@ -20,13 +22,34 @@ log = logging.getLogger("tiermover.executions")
 LEVELS = ("debug", "info", "warning", "error")
 
 
+# Statements on the path of every execution are built once, with bound parameters: SQLAlchemy
+# then skips their construction and cache-key computation on each use.
+_ACTIVE_EXECUTION = (
+    select(TaskExecution)
+    .where(TaskExecution.task_id == bindparam("task_id"),
+           TaskExecution.status.in_(queue.ACTIVE))
+    .order_by(TaskExecution.creation_date.desc())
+    .limit(1)
+)
+
+
+_ACTIVE_EXECUTION_STATUS = (
+    select(TaskExecution.id, TaskExecution.status)
+    .where(TaskExecution.task_id == bindparam("task_id"),
+           TaskExecution.status.in_(queue.ACTIVE))
+    .order_by(TaskExecution.creation_date.desc())
+    .limit(1)
+)
+
+
 def active_execution(session: Session, task: Task) -> TaskExecution | None:
-    return session.scalar(
-        select(TaskExecution)
-        .where(TaskExecution.task_id == task.id, TaskExecution.status.in_(queue.ACTIVE))
-        .order_by(TaskExecution.creation_date.desc())
-        .limit(1)
-    )
+    return session.scalar(_ACTIVE_EXECUTION, {"task_id": task.id})
+
+
+def active_execution_status(session: Session, task: Task) -> tuple[str, str] | None:
+    """(id, status) of the task's active execution, without loading it."""
+    row = session.execute(_ACTIVE_EXECUTION_STATUS, {"task_id": task.id}).first()
+    return tuple(row) if row else None
 
 
 def latest_execution_id(session: Session, task: Task) -> str | None:
@@ -40,20 +63,42 @@ def log_page(session: Session, execution_id: str, offset: int, limit: int) -> li
         .order_by(ExecutionLog.idx).offset(offset).limit(limit)))
 
 
-def required_storages(session: Session, task: Task) -> list[str]:
-    """Storage keys ("container:3", "nas_share:7", "cloud_bucket:2") the task's sources and
-    destinations use."""
-    keys: set[str] = set()
+def _storage_keys(execution_id=None):
+    """The key of every storage a task's parts use ("container:3", "nas_share:7",
+    "cloud_bucket:2"), once each; preceded by `execution_id` in each row when given."""
+    selects = []
     for model in (TaskSource, TaskDestination):
-        for part in session.scalars(select(model).where(model.task_id == task.id)):
-            if part.container_id:
-                keys.add(f"container:{part.container_id}")
-            if part.nas_share_id:
-                keys.add(f"nas_share:{part.nas_share_id}")
-            if part.cloud_bucket_id:
-                keys.add(f"cloud_bucket:{part.cloud_bucket_id}")
-    keys |= tape_spec.required_library_keys(session, task)
-    return sorted(keys)
+        for kind, column in (("container", model.container_id),
+                             ("nas_share", model.nas_share_id),
+                             ("cloud_bucket", model.cloud_bucket_id)):
+            key = literal(f"{kind}:", String) + cast(column, String)
+            columns = (key,) if execution_id is None else (execution_id, key)
+            selects.append(select(*columns).where(model.task_id == bindparam("task_id"),
+                                                  column.is_not(None)))
+    return union(*selects)
+
+
+_STORAGE_KEYS = _storage_keys()
+_RECORD_STORAGES = ExecutionStorage.__table__.insert().from_select(
+    ["execution_id", "storage_key"], _storage_keys(bindparam("execution_id", type_=String)))
+
+
+def required_storages(session: Session, task: Task) -> list[str]:
+    """Storage keys the task's sources and destinations use (one query), and the tape
+    libraries it needs."""
+    keys = set(session.scalars(_STORAGE_KEYS, {"task_id": task.id}))
+    return sorted(keys | tape_spec.required_library_keys(session, task))
+
+
+def record_required_storages(session: Session, execution_id: str, task: Task) -> None:
+    """The storages an execution needs (only nodes reaching them all may claim it): those
+    of its task's sources and destinations in one INSERT ... SELECT, on the session's
+    connection, which does not flush what the session holds; then the tape libraries it
+    needs."""
+    session.connection().execute(_RECORD_STORAGES,
+                                 {"execution_id": execution_id, "task_id": task.id})
+    session.add_all(ExecutionStorage(execution_id=execution_id, storage_key=key)
+                    for key in sorted(tape_spec.required_library_keys(session, task)))
 
 
 def last_log_index(execution_id):
@@ -113,34 +158,63 @@ def finished_keys(session: Session, execution: TaskExecution) -> list[str]:
         select(ExecutionItem.item_key).where(ExecutionItem.execution_id == execution.id)))
 
 
-def record_items(session: Session, execution: TaskExecution, items: Iterable[dict]) -> int:
-    """Store finished work items (checkpoint + per-file report); returns how many were new."""
-    items = list(items)
-    known = set(session.scalars(
-        select(ExecutionItem.item_key).where(
-            ExecutionItem.execution_id == execution.id,
-            ExecutionItem.item_key.in_([item["key"] for item in items]),
-        )
-    )) if items else set()
+def store_items(session: Session,
+                reports: list[tuple[TaskExecution, list[dict]]]) -> list[list[dict]]:
+    """Store the finished work items (checkpoint + per-file report) of several reports in
+    one statement; returns, per report, the items that were new (a retried report's items
+    are already there and are left out)."""
+    rows = [{"execution_id": execution.id, "item_key": item["key"],
+             "outcome": item.get("outcome", "done"), "size": item.get("size") or 0,
+             "checksum": item.get("checksum"), "destination": item.get("destination"),
+             "message": item.get("message"), "warning": bool(item.get("warning"))}
+            for execution, items in reports for item in items]
+    if not rows:
+        return [[] for _ in reports]
+    stored = set(session.execute(_store_items_statement(session.get_bind().dialect.name),
+                                 rows).tuples())
     fresh = []
-    for item in items:
-        if item["key"] in known:
-            continue  # a retried report: already recorded
-        known.add(item["key"])
-        fresh.append(item)
-        session.add(ExecutionItem(
-            execution_id=execution.id, item_key=item["key"], outcome=item.get("outcome", "done"),
-            size=item.get("size") or 0, checksum=item.get("checksum"),
-            destination=item.get("destination"), message=item.get("message"),
-            warning=bool(item.get("warning")),
-        ))
+    for execution, items in reports:
+        new = []
+        for item in items:
+            if (execution.id, item["key"]) in stored:
+                stored.discard((execution.id, item["key"]))  # a key twice in one report
+                new.append(item)
+        fresh.append(new)
+    return fresh
+
+
+@functools.cache
+def _store_items_statement(dialect: str):
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = ExecutionItem.__table__
+    return (insert(table).on_conflict_do_nothing(index_elements=["execution_id", "item_key"])
+            .returning(table.c.execution_id, table.c.item_key))
+
+
+def log_items(session: Session, execution: TaskExecution, fresh: list[dict]) -> None:
+    """A log line for each new item that carries a message (skipped, renamed, failed)."""
+    for item in fresh:
         if item.get("message"):
             level = "warning" if item.get("warning") or item.get("outcome") != "done" else "info"
             append_log(session, execution, level, item["message"])
+
+
+def apply_to_catalog(session: Session, execution: TaskExecution, fresh: list[dict]) -> None:
     if fresh:
         # The catalog applies a whole batch at once (a scan reports thousands per request).
         catalog.apply_items(session, execution, fresh)
         tape_spec.apply_tape_changes(session, fresh)
+
+
+def record_items(session: Session, execution: TaskExecution, items: Iterable[dict]) -> int:
+    """Store one report's finished items, log and catalog the new ones; returns how many
+    were new."""
+    fresh = store_items(session, [(execution, list(items))])[0]
+    log_items(session, execution, fresh)
+    apply_to_catalog(session, execution, fresh)
     return len(fresh)
 
 

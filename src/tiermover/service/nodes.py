@@ -1,4 +1,5 @@
-"""Worker nodes: registration, heartbeats, the execution spec they receive, their reports."""
+"""Worker nodes: registration, heartbeats, listing. What they claim and report is in
+`tiermover.service.dispatch`."""
 
 from __future__ import annotations
 
@@ -13,14 +14,7 @@ from tiermover.db.models import Node, TaskExecution
 from tiermover.service import queue
 from tiermover.service.auth import Principal
 from tiermover.service.errors import Forbidden, NotFound, ValidationFailed
-from tiermover.service.execution_spec import execution_spec
-from tiermover.service.execution_state import (
-    append_log, apply_counters, last_log_index, mirror_to_task, record_items,
-    remember_last_log_index,
-)
 from tiermover.service.listing import Attr, ListQuery, Page, list_page
-from tiermover.service.notifications import notify_completion
-from tiermover.service.scheduler import reset_after_success
 
 NODE_ATTRS = {
     "id": Attr(Node.id, "int"),
@@ -28,9 +22,6 @@ NODE_ATTRS = {
     "last_heartbeat": Attr(Node.last_heartbeat, "datetime"),
     "registered_at": Attr(Node.registered_at, "datetime"),
 }
-
-# What a node may report as the end of its work on an execution, and what it becomes.
-NODE_FINALS = ("done", "finished_with_warnings", "error", "paused", "stopped")
 
 
 def register(session: Session, principal: Principal, name: str, concurrency: int,
@@ -81,92 +72,6 @@ def list_nodes(session: Session, query: ListQuery) -> Page:
 def running_on(session: Session, node: Node) -> list[str]:
     return list(session.scalars(select(TaskExecution.id).where(
         TaskExecution.node_id == node.id, TaskExecution.status.in_(queue.RUNNING))))
-
-
-def claim_work(session: Session, node: Node, lease: timedelta) -> dict | None:
-    """The spec of the next execution this node may run, claimed for it; None if none."""
-    # No heartbeat write here: an empty attempt must cost one statement, not three
-    # (the node's heartbeat thread keeps it alive).
-    execution = queue.claim_next_execution(session, node, lease)
-    if execution is None:
-        return None
-    append_log(session, execution, "info",
-               f"claimed by node {node.name} (attempt {execution.attempts})")
-    mirror_to_task(session, execution)
-    return execution_spec(session, execution)
-
-
-def _owned_execution(session: Session, node: Node, execution_id: str) -> TaskExecution:
-    row = session.execute(
-        select(TaskExecution, last_log_index(TaskExecution.id))
-        .where(TaskExecution.id == execution_id)
-    ).one_or_none()
-    if row is None:
-        raise NotFound("task_execution", "task_execution_id", execution_id)
-    execution, last_index = row
-    remember_last_log_index(session, execution.id, last_index)
-    if execution.node_id != node.id:
-        # The lease was lost (the node was silent too long) and the execution went back
-        # to the queue: this node must drop it.
-        raise Forbidden(f"execution {execution_id} is no longer assigned to node {node.name}")
-    return execution
-
-
-def apply_report(session: Session, node: Node, execution_id: str, report: dict,
-                 lease: timedelta) -> str | None:
-    """Progress, log lines and finished items from a node; returns the pending command."""
-    execution = _owned_execution(session, node, execution_id)
-    node.last_heartbeat = utcnow()
-    execution.lease_expires_at = utcnow() + lease
-    for entry in report.get("logs") or ():
-        append_log(session, execution, entry.get("level", "info"), str(entry.get("msg", "")),
-                   entry.get("status_percent"))
-    record_items(session, execution, report.get("items") or [])
-    apply_counters(execution, report.get("counters") or {})
-    phase = report.get("phase")
-    if phase in queue.RUNNING and execution.status != phase:
-        execution.status = phase
-        if phase == "calculating":
-            message = f"node {node.name} is listing the sources"
-        else:
-            message = (f"processing {execution.to_process_files} items, "
-                       f"{execution.to_process_size} bytes")
-        append_log(session, execution, "info", message)
-    final = report.get("final")
-    if final:
-        _finish(session, execution, final.get("status"), final.get("message"))
-    mirror_to_task(session, execution)
-    return None if final else execution.control
-
-
-def _finish(session: Session, execution: TaskExecution, reported: str | None,
-            message: str | None) -> None:
-    if reported not in NODE_FINALS:
-        raise ValidationFailed.on("final.status", "inclusion", value=reported)
-    now = utcnow()
-    if reported == "paused":
-        execution.status = "paused"
-        append_log(session, execution, "info", "paused; resume continues from here")
-    elif reported == "stopped":
-        system = execution.control_reason is not None
-        execution.status = "stopped_by_system" if system else "stopped_by_user"
-        execution.message = execution.control_reason or "stopped by user"
-        execution.job_finished = now
-        append_log(session, execution, "warning" if system else "info",
-                   f"stopped: {execution.message}")
-    else:
-        execution.status = reported
-        execution.message = message
-        execution.job_finished = now
-        level = {"done": "info", "finished_with_warnings": "warning"}.get(reported, "error")
-        append_log(session, execution, level, f"finished: {reported}" + (f" ({message})" if message else ""))
-    execution.control = None
-    execution.control_reason = None if execution.status == "paused" else execution.control_reason
-    execution.node_id = None
-    execution.lease_expires_at = None
-    if execution.status in queue.FINAL:
-        reset_after_success(session, execution)
-        notify_completion(session, execution)
 
 
 EMBEDDED_KEY_NAME = "embedded node"

@@ -10,13 +10,16 @@ statement is atomic and enqueueing wakes the waiting claims in process.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, literal_column, not_, or_, select, text, true, update
+from sqlalchemy import (
+    and_, bindparam, exists, func, literal_column, not_, or_, select, text, true, update,
+)
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
@@ -74,28 +77,64 @@ class QueueSignal:
 signal = QueueSignal()
 
 
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
+
+
 def request_wake_up(session: Session) -> None:
     """Wake waiting claims once this transaction commits."""
     after_commit(session, signal.notify)
     if session.get_bind().dialect.name == "postgresql":
-        # Transactional: delivered to every listening server process at commit.
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        # Transactional: delivered to every listening server process at commit. On the
+        # session's connection, so that it does not flush the session first (the commit
+        # flushes everything at once).
+        session.connection().execute(_NOTIFY, {"channel": NOTIFY_CHANNEL})
 
 
 def storage_keys(node: Node) -> list[str]:
     return list(json.loads(node.storages or "[]"))
 
 
-def claim_next_execution(session: Session, node: Node, lease: timedelta) -> TaskExecution | None:
-    """Give the node the next execution it can run: highest priority first, FIFO within,
-    never before its start window, only if the node reaches all of its storages."""
+def claim_executions(session: Session, node: Node, lease: timedelta,
+                     limit: int = 1) -> list[TaskExecution]:
+    """Give the node up to `limit` executions it can run, in one statement: highest
+    priority first, FIFO within, never before their start window, only those whose
+    storages the node all reaches. Returned in that order."""
+    if limit < 1:
+        return []
+    # Imported here: execution_state imports this module.
+    from tiermover.service.execution_state import remember_last_log_index
+
     now = utcnow()
     reachable = storage_keys(node)
+    parameters = {"now": now, "lease_end": now + lease, "node_id": node.id, "limit": limit}
+    if reachable:
+        parameters["reachable"] = reachable
+    rows = session.execute(_claim_statement(bool(reachable)), parameters).all()
+    claimed = []
+    for execution, last_index in rows:
+        remember_last_log_index(session, execution.id, last_index)
+        claimed.append(execution)
+    # RETURNING keeps no order: the node runs them in queue order.
+    claimed.sort(key=lambda e: (-e.priority, e.queued_at.timestamp() if e.queued_at else 0.0,
+                                e.id))
+    return claimed
+
+
+@functools.cache
+def _claim_statement(node_reaches_storages: bool):
+    """The claim, built once (per whether the node reaches any storage) with bound
+    parameters: now, lease_end, node_id, limit and the node's storage keys (reachable)."""
+    from tiermover.service.execution_state import last_log_index
+
+    now = bindparam("now", type_=_DATE_TYPE)
     unreachable_storage = exists().where(
         ExecutionStorage.execution_id == TaskExecution.id,
-        not_(ExecutionStorage.storage_key.in_(reachable)) if reachable else true(),
+        not_(ExecutionStorage.storage_key.in_(bindparam("reachable", expanding=True)))
+        if node_reaches_storages else true(),
     )
-    candidate = (
+    # Materialized, so that PostgreSQL takes (and SKIP LOCKs) the candidates exactly once,
+    # whatever plan it picks for the UPDATE around them.
+    picked = (
         select(TaskExecution.id)
         .where(
             TaskExecution.status == "in_queue",
@@ -104,33 +143,35 @@ def claim_next_execution(session: Session, node: Node, lease: timedelta) -> Task
         )
         .order_by(TaskExecution.priority.desc(), TaskExecution.queued_at.asc(),
                   TaskExecution.id.asc())
-        .limit(1)
+        .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .cte("picked")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    # Imported here: execution_state imports this module.
-    from tiermover.service.execution_state import last_log_index, remember_last_log_index
-
-    # The claimed row comes back whole from the UPDATE, with the execution's last log idx:
-    # no SELECT after it.
-    claimed = session.execute(
+    # The claimed rows come back whole from the UPDATE, with each execution's last log
+    # idx: no SELECT after it. A first claim is the execution's start.
+    return (
         update(TaskExecution)
-        .where(TaskExecution.id == candidate, TaskExecution.status == "in_queue")
-        .values(status="calculating", node_id=node.id, claimed_at=now,
-                lease_expires_at=now + lease, attempts=TaskExecution.attempts + 1)
+        .where(TaskExecution.id.in_(select(picked.c.id)), TaskExecution.status == "in_queue")
+        .values(status="calculating", node_id=bindparam("node_id"), claimed_at=now,
+                lease_expires_at=bindparam("lease_end", type_=_DATE_TYPE),
+                attempts=TaskExecution.attempts + 1,
+                job_started=func.coalesce(TaskExecution.job_started, now))
         # Qualified by hand: RETURNING renders bare column names, and a bare `id` inside
         # the subquery would be the log's own id.
         .returning(TaskExecution,
                    last_log_index(literal_column(f"{TaskExecution.__tablename__}.id")))
         .execution_options(synchronize_session=False, populate_existing=True)
-    ).one_or_none()
-    if claimed is None:
-        return None
-    execution, last_index = claimed
-    remember_last_log_index(session, execution.id, last_index)
-    if execution.job_started is None:
-        execution.job_started = now
-    return execution
+    )
+
+
+_DATE_TYPE = TaskExecution.__table__.c.job_started.type
+
+
+def claim_next_execution(session: Session, node: Node, lease: timedelta) -> TaskExecution | None:
+    """The next execution the node may run, claimed for it; None if there is none."""
+    claimed = claim_executions(session, node, lease, 1)
+    return claimed[0] if claimed else None
 
 
 def renew_leases(session: Session, node: Node, lease: timedelta) -> None:
