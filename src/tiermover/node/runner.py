@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,6 +55,9 @@ class _ReportPump:
 
     TICK_SECONDS = 0.1
     MAX_QUEUED_CHANGES = 5000
+    # The pump wakes every tick, or sooner once this much waits: waking it for every
+    # item would cost a thread switch per small file.
+    WAKE_AT_CHANGES = 1000
 
     def __init__(self, reporter: Reporter, progress: Progress, counters: threading.Lock):
         self.reporter = reporter
@@ -79,7 +81,8 @@ class _ReportPump:
                 raise RuntimeError("reporting failed") from self._failure
             self._events.append(event)
             self._queued += weight
-            self._ready.notify_all()
+            if self._queued >= self.WAKE_AT_CHANGES:
+                self._ready.notify_all()
 
     def close(self) -> None:
         """Delivers what is queued, then stops the thread."""
@@ -94,7 +97,7 @@ class _ReportPump:
         try:
             while True:
                 with self._ready:
-                    if not self._events and not self._closing:
+                    if not self._closing and self._queued < self.WAKE_AT_CHANGES:
                         self._ready.wait(self.TICK_SECONDS)
                     events = list(self._events)
                     self._events.clear()
@@ -170,7 +173,9 @@ class _Shared:
 
     def finished(self, item: WorkItem, result: ItemResult, moved: int,
                  planned: bool = True) -> None:
-        self.settled += planned
+        """Called by the stream that ran the item."""
+        with self.counters:
+            self.settled += planned
         self.pump.put(("item", item, result, moved, planned), max(1, len(result.changes)))
 
     def phase(self, status: str) -> None:
@@ -298,37 +303,42 @@ def _run_one(workflow: Workflow, item: WorkItem, shared: _Shared) -> tuple[ItemR
 
 
 def _run_parallel(workflow: Workflow, pending, shared: _Shared, streams: int) -> None:
-    """Up to `streams` items at once; a few more are planned ahead so no stream waits.
-    A pause or stop raised in one stream lets the others reach their own checkpoint."""
-    interrupt: ControlInterrupt | None = None
-    in_flight: dict[Future, WorkItem] = {}
-    with ThreadPoolExecutor(streams, thread_name_prefix="stream") as pool:
-        for item in pending:
+    """Up to `streams` items at once: each stream takes the next item of the plan, runs
+    it and hands the result to the report pump itself (no thread in between). A pause or
+    stop raised in one stream lets the others reach their own checkpoint."""
+    taking = threading.Lock()
+    interrupts: list[ControlInterrupt] = []
+    failures: list[BaseException] = []
+
+    def stream() -> None:
+        while True:
             try:
+                with taking:
+                    if interrupts or failures:
+                        return
+                    # The plan is a generator (a walk): one stream advances it at a time.
+                    item = next(pending, None)
+                if item is None:
+                    return
                 shared.checkpoint()
+                result, moved = _run_one(workflow, item, shared)
+                shared.finished(item, result, moved)
             except ControlInterrupt as raised:
-                interrupt = raised
-                break
-            in_flight[pool.submit(_run_one, workflow, item, shared)] = item
-            if len(in_flight) >= streams * 2:
-                interrupt = _collect(in_flight, shared) or interrupt
-                if interrupt:
-                    break
-        while in_flight:
-            interrupt = _collect(in_flight, shared) or interrupt
-    if interrupt:
-        raise interrupt
+                with taking:
+                    interrupts.append(raised)
+                return
+            except BaseException as error:  # noqa: BLE001 - raised again by the runner
+                with taking:
+                    failures.append(error)
+                return
 
-
-def _collect(in_flight: dict[Future, WorkItem], shared: _Shared) -> ControlInterrupt | None:
-    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-    interrupt = None
-    for future in done:
-        item = in_flight.pop(future)
-        try:
-            result, moved = future.result()
-        except ControlInterrupt as raised:
-            interrupt = raised
-            continue
-        shared.finished(item, result, moved)
-    return interrupt
+    threads = [threading.Thread(target=stream, name=f"stream-{index}", daemon=True)
+               for index in range(streams)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    if interrupts:
+        raise interrupts[0]

@@ -15,6 +15,9 @@ from typing import BinaryIO
 from tiermover.storage.base import AtomicWrite, Backend, EscapesRoot, Entry, StorageError
 
 TEMP_MARK = ".tm-part-"
+# With fsync on, a file's data is handed to writeback in steps of this size as it is
+# written (see _LocalAtomicWrite._write_back_early).
+WRITEBACK_STEP = 8 * 1024 * 1024
 FOLDER_CHECK_SECONDS = 1.0
 FOLDERS_KEPT = 1024
 
@@ -61,6 +64,8 @@ class _LocalAtomicWrite(AtomicWrite):
         self.final = final
         self.temp = _temp_name(final)
         self._fsync = fsync
+        self._written = 0
+        self._flushed = 0  # data before this offset was handed to the kernel's writeback
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
@@ -80,9 +85,26 @@ class _LocalAtomicWrite(AtomicWrite):
                 view = memoryview(data)[written:]
                 while view:
                     view = view[os.write(self._fd, view):]
+            self._written += len(data)
+            if self._fsync and self._written - self._flushed >= 2 * WRITEBACK_STEP:
+                self._write_back_early()
         except OSError as error:
             self.abort()
             raise StorageError(f"cannot write {self.final}: {error.strerror}") from error
+
+    def _write_back_early(self) -> None:
+        """A large file goes to the disk as it is written, not all at the fsync: ask the
+        kernel to write back (and then forget) the data before the last step. On Linux
+        POSIX_FADV_DONTNEED starts writeback of dirty pages without waiting and drops
+        the clean ones, so the final fdatasync has little left to wait for and a copy
+        does not fill the page cache with data nobody reads soon."""
+        end = self._written - WRITEBACK_STEP
+        try:
+            os.posix_fadvise(self._fd, self._flushed, end - self._flushed,
+                             os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # a hint: a file system that ignores it loses nothing
+        self._flushed = end
 
     def commit(self, replace: bool) -> None:
         try:
