@@ -65,7 +65,8 @@ def test_archive_to_a_pool_spans_cartridges_and_restores_identically(api, engine
     expected = tree_digest(tree)
     nodes()
 
-    finished, lines = run(api, to_pool(api, "copy", [f"/{source}/projects"], pool))
+    archive = to_pool(api, "copy", [f"/{source}/projects"], pool)
+    finished, lines = run(api, archive)
     assert finished["status"] == "done", lines
 
     # Fresh cartridges came from the scratch pool, filled in order: at least three.

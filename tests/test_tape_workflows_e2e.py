@@ -84,6 +84,11 @@ def test_format_labels_blank_cartridges_and_refuses_live_data(api, nodes, tmp_pa
     nodes()
 
     task = tape_task(api, "format", [blank, busy], tape_to_scratch="true")
+    # Tasks filter on the cartridges their sources name, by barcode and by id.
+    for params in ({"source_tape_barcode": busy},
+                   {"source_tape_id": ok(api.get(f"/tapes/{busy}"))["id"]}):
+        assert [t["id"] for t in ok(api.get("/tasks", params=params))["tasks"]] == [task["id"]]
+    assert ok(api.get("/tasks", params={"destination_tape_barcode": busy}))["tasks"] == []
     finished, lines = run(api, task)
     assert finished["status"] == "finished_with_warnings", lines
     assert tar_listing(device / f"{blank}.tape") == [f"{META_DIR}/label.json"]
