@@ -23,19 +23,12 @@ from tiermover.workflows.base import (
 )
 from tiermover.workflows.check_consistency import CheckConsistencyWorkflow
 from tiermover.workflows.tape_drives import put_away
-from tiermover.workflows.tape_restore import RUN_FILES, split_copy
+from tiermover.workflows.tape_restore import TapeRun, by_cartridge, split_copy
 
 
 @dataclass(frozen=True)
 class WholeCartridge:
     location: StorageLocation
-
-
-@dataclass(frozen=True)
-class CopiesOnCartridge:
-    library: str
-    barcode: str
-    records: tuple[dict, ...]  # sorted by position
 
 
 def is_cartridge(location: StorageLocation) -> bool:
@@ -55,26 +48,12 @@ class TapeCheckConsistencyWorkflow(CheckConsistencyWorkflow):
                            payload=WholeCartridge(location))
         if cartridges and len(cartridges) == len(self.execution.sources):
             return  # only cartridges: nothing in the catalog to check besides them
-        on_tapes: dict[tuple[str, str], list[dict]] = {}
-        for item in super().plan():
-            record = item.payload
-            if not record.get("tape"):
-                yield item
-                continue
-            library, barcode, _ = split_copy(record["copy"])
-            on_tapes.setdefault((library, barcode), []).append(record)
-        for (library, barcode), records in sorted(on_tapes.items()):
-            records.sort(key=lambda r: (r.get("position") or 0, r["copy"]))
-            for start in range(0, len(records), RUN_FILES):
-                run = tuple(records[start:start + RUN_FILES])
-                yield WorkItem(key=f"check-tape:{barcode}:{run[0]['copy']}",
-                               size=sum(int(r.get("size") or 0) for r in run),
-                               payload=CopiesOnCartridge(library, barcode, run))
+        yield from by_cartridge(super().plan(), "check-tape", "copy")
 
     def describe(self, item: WorkItem) -> str:
         if isinstance(item.payload, WholeCartridge):
             return item.payload.location.namespace_path
-        if isinstance(item.payload, CopiesOnCartridge):
+        if isinstance(item.payload, TapeRun):
             return f"{len(item.payload.records)} copies on cartridge {item.payload.barcode}"
         return super().describe(item)
 
@@ -83,7 +62,7 @@ class TapeCheckConsistencyWorkflow(CheckConsistencyWorkflow):
         if isinstance(payload, WholeCartridge):
             with self._robot:
                 return self._whole(payload.location, context)
-        if isinstance(payload, CopiesOnCartridge):
+        if isinstance(payload, TapeRun):
             with self._robot:
                 return self._copies(payload, context)
         return super().run(item, context)
@@ -98,7 +77,7 @@ class TapeCheckConsistencyWorkflow(CheckConsistencyWorkflow):
             return self._verify(device, volume.label.record_size, files, prefix,
                                 {e.path: e.checksum for e in files}, context)
 
-    def _copies(self, run: CopiesOnCartridge, context: RunContext) -> ItemResult:
+    def _copies(self, run: TapeRun, context: RunContext) -> ItemResult:
         library, _ = self.execution.open_path(f"/{run.library}/{run.barcode}")
         self._libraries[run.barcode] = (library, run.library)
         expected, entries = {}, []

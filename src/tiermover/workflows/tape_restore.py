@@ -45,6 +45,27 @@ def split_copy(copy: str) -> tuple[str, str, str]:
     return library, barcode, inside
 
 
+def by_cartridge(items: Iterator[WorkItem], key: str, name: str) -> Iterator[WorkItem]:
+    """Items whose record is a copy on tape come out as runs of up to RUN_FILES records
+    per cartridge in on-tape order (keyed `<key>:<barcode>:<first record's name>`); the
+    others pass through first, as they come."""
+    on_tapes: dict[tuple[str, str], list[dict]] = {}
+    for item in items:
+        record = item.payload
+        if not record.get("tape"):
+            yield item
+            continue
+        library, barcode, _ = split_copy(record["copy"])
+        on_tapes.setdefault((library, barcode), []).append(record)
+    for (library, barcode), records in sorted(on_tapes.items()):
+        records.sort(key=lambda r: (r.get("position") or 0, r["copy"]))
+        for start in range(0, len(records), RUN_FILES):
+            run = tuple(records[start:start + RUN_FILES])
+            yield WorkItem(key=f"{key}:{barcode}:{run[0][name]}",
+                           size=sum(int(r.get("size") or 0) for r in run),
+                           payload=TapeRun(library, barcode, run))
+
+
 class TapeRestoreWorkflow(RestoreWorkflow):
     def __init__(self, plan):
         super().__init__(plan)
@@ -54,21 +75,7 @@ class TapeRestoreWorkflow(RestoreWorkflow):
         self._libraries: dict = {}
 
     def plan(self) -> Iterator[WorkItem]:
-        on_tapes: dict[tuple[str, str], list[dict]] = {}
-        for item in super().plan():
-            record = item.payload
-            if not record.get("tape"):
-                yield item
-                continue
-            library, barcode, _ = split_copy(record["copy"])
-            on_tapes.setdefault((library, barcode), []).append(record)
-        for (library, barcode), records in sorted(on_tapes.items()):
-            records.sort(key=lambda r: (r.get("position") or 0, r["copy"]))
-            for start in range(0, len(records), RUN_FILES):
-                run = tuple(records[start:start + RUN_FILES])
-                yield WorkItem(key=f"restore-tape:{barcode}:{run[0]['file']}",
-                               size=sum(int(r.get("size") or 0) for r in run),
-                               payload=TapeRun(library, barcode, run))
+        return by_cartridge(super().plan(), "restore-tape", "file")
 
     def describe(self, item: WorkItem) -> str:
         if isinstance(item.payload, TapeRun):
