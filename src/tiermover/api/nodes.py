@@ -197,7 +197,7 @@ def report(node_id: int, execution_id: str, body: ReportBody, request: Request,
            claim_next: bool = Query(False)):
     node = node_service.get_node(session, principal, node_id)
     command = dispatch.apply_report(session, node, execution_id, body.model_dump(),
-                                        _lease(request))
+                                    _lease(request))
     if not (claim_next and body.final):
         return {"command": command}
     # The outcome is committed on its own before the claim: a claim that fails must not

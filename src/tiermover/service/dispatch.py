@@ -32,12 +32,6 @@ NODE_FINALS = ("done", "finished_with_warnings", "error", "paused", "stopped")
 
 # --- claims ---------------------------------------------------------------------------------
 
-def claim_work(session: Session, node: Node, lease: timedelta) -> dict | None:
-    """The spec of the next execution this node may run, claimed for it; None if none."""
-    specs = claim_batch(session, node, lease, 1)
-    return specs[0] if specs else None
-
-
 def claim_batch(session: Session, node: Node, lease: timedelta, limit: int) -> list[dict]:
     """Specs of up to `limit` executions claimed for the node (its free slots), in queue
     order; an empty list when none is waiting."""

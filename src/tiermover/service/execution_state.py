@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable
 
 from sqlalchemy import String, bindparam, cast, func, literal, select, union
 from sqlalchemy.orm import Session
@@ -63,31 +62,23 @@ def log_page(session: Session, execution_id: str, offset: int, limit: int) -> li
         .order_by(ExecutionLog.idx).offset(offset).limit(limit)))
 
 
-def _storage_keys(execution_id=None):
-    """The key of every storage a task's parts use ("container:3", "nas_share:7",
-    "cloud_bucket:2"), once each; preceded by `execution_id` in each row when given."""
+def _storage_keys():
+    """(execution_id, key) of every storage a task's parts use ("container:3",
+    "nas_share:7", "cloud_bucket:2"), once each."""
+    execution_id = bindparam("execution_id", type_=String)
     selects = []
     for model in (TaskSource, TaskDestination):
         for kind, column in (("container", model.container_id),
                              ("nas_share", model.nas_share_id),
                              ("cloud_bucket", model.cloud_bucket_id)):
             key = literal(f"{kind}:", String) + cast(column, String)
-            columns = (key,) if execution_id is None else (execution_id, key)
-            selects.append(select(*columns).where(model.task_id == bindparam("task_id"),
-                                                  column.is_not(None)))
+            selects.append(select(execution_id, key).where(
+                model.task_id == bindparam("task_id"), column.is_not(None)))
     return union(*selects)
 
 
-_STORAGE_KEYS = _storage_keys()
 _RECORD_STORAGES = ExecutionStorage.__table__.insert().from_select(
-    ["execution_id", "storage_key"], _storage_keys(bindparam("execution_id", type_=String)))
-
-
-def required_storages(session: Session, task: Task) -> list[str]:
-    """Storage keys the task's sources and destinations use (one query), and the tape
-    libraries it needs."""
-    keys = set(session.scalars(_STORAGE_KEYS, {"task_id": task.id}))
-    return sorted(keys | tape_spec.required_library_keys(session, task))
+    ["execution_id", "storage_key"], _storage_keys())
 
 
 def record_required_storages(session: Session, execution_id: str, task: Task) -> None:
@@ -207,15 +198,6 @@ def apply_to_catalog(session: Session, execution: TaskExecution, fresh: list[dic
         # The catalog applies a whole batch at once (a scan reports thousands per request).
         catalog.apply_items(session, execution, fresh)
         tape_spec.apply_tape_changes(session, fresh)
-
-
-def record_items(session: Session, execution: TaskExecution, items: Iterable[dict]) -> int:
-    """Store one report's finished items, log and catalog the new ones; returns how many
-    were new."""
-    fresh = store_items(session, [(execution, list(items))])[0]
-    log_items(session, execution, fresh)
-    apply_to_catalog(session, execution, fresh)
-    return len(fresh)
 
 
 def apply_counters(execution: TaskExecution, counters: dict) -> None:

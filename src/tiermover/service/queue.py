@@ -168,12 +168,6 @@ def _claim_statement(node_reaches_storages: bool):
 _DATE_TYPE = TaskExecution.__table__.c.job_started.type
 
 
-def claim_next_execution(session: Session, node: Node, lease: timedelta) -> TaskExecution | None:
-    """The next execution the node may run, claimed for it; None if there is none."""
-    claimed = claim_executions(session, node, lease, 1)
-    return claimed[0] if claimed else None
-
-
 def renew_leases(session: Session, node: Node, lease: timedelta) -> None:
     session.execute(
         update(TaskExecution)
