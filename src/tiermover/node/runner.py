@@ -34,6 +34,9 @@ class Reporter(Protocol):
     def tick(self, progress: Progress) -> None:
         """Called often; sends what is due and refreshes the pending command."""
 
+    def send(self, progress: Progress) -> None:
+        """Sends what it holds now."""
+
     def pending_command(self) -> str | None:
         """'pause' or 'stop' when the server asked for it, else None."""
 
@@ -48,9 +51,10 @@ class _ReportPump:
     """Hands finished items and log lines to the reporter, in the order they came, from
     its own thread, and ticks the reporter between them (periodic reports, commands).
 
-    The queue is bounded by the catalog changes it holds: a node faster than its server
-    waits for it instead of piling results up in memory (a scan's item carries hundreds
-    of entries). Every call into the reporter holds `lock`.
+    The queue is bounded by the catalog changes it holds, and so is what the reporter
+    holds between two sends: a node faster than its server waits for it instead of
+    piling results up in memory (a scan's item carries hundreds of entries). Every call
+    into the reporter holds `lock`.
     """
 
     TICK_SECONDS = 0.1
@@ -67,6 +71,7 @@ class _ReportPump:
         self._ready = threading.Condition()
         self._events: deque[tuple] = deque()
         self._queued = 0
+        self._unsent = 0  # changes handed to the reporter since the pump last had it send
         self._closing = False
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._pump, name="report-pump", daemon=True)
@@ -106,7 +111,10 @@ class _ReportPump:
                     closing = self._closing
                 with self.lock:
                     for event in events:
-                        self._deliver(*event)
+                        self._unsent += self._deliver(*event)
+                        if self._unsent >= self.MAX_QUEUED_CHANGES:
+                            self.reporter.send(self.progress)
+                            self._unsent = 0
                     self.reporter.tick(self.progress)
                 if closing and not events:
                     return
@@ -115,10 +123,11 @@ class _ReportPump:
                 self._failure = error
                 self._ready.notify_all()
 
-    def _deliver(self, kind: str, *args) -> None:
+    def _deliver(self, kind: str, *args) -> int:
+        """Hands one event to the reporter; returns the catalog changes it carried."""
         if kind == "log":
             self.reporter.log(*args, self.progress)
-            return
+            return 0
         item, result, moved, planned = args
         if planned:
             with self.counters:
@@ -130,6 +139,7 @@ class _ReportPump:
                 if result.warning:
                     progress.warnings += 1
         self.reporter.item_finished(item, result, self.progress)
+        return len(result.changes)
 
 
 class _Shared:

@@ -165,9 +165,16 @@ class CopyWorkflow(Workflow):
 
     def _copy_file(self, job: CopyJob, target: str, replace: bool, context: RunContext) -> str:
         hasher = new_hasher(self.algorithm)
-        writer = self.destination.backend.begin_write(target)
+        # The source is opened first: a source that cannot be read leaves no temporary
+        # file behind, and a temporary file means the copy is under way.
+        reader = job.source.backend.open_read(job.source_path)
         try:
-            with job.source.backend.open_read(job.source_path) as reader:
+            writer = self.destination.backend.begin_write(target)
+        except BaseException:
+            reader.close()
+            raise
+        try:
+            with reader:
                 copied = 0
                 for chunk in read_chunks(reader, self.execution.chunk_size):
                     context.checkpoint()
