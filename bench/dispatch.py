@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,11 +31,15 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import httpx
 import psycopg
+
+from harness import (  # bench/ is the script's folder, first on the path
+    Processes, free_port, parse_iso, wait_until,
+)
+from harness import cpu_seconds as process_cpu_seconds
 
 PG = dict(host="127.0.0.1", port=5432, dbname="test", user="postgres", connect_timeout=10)
 ADMIN_PASSWORD = "bench-" + uuid.uuid4().hex[:12]
@@ -55,70 +58,9 @@ PROCRASTINATE_TASK = "bench_noop"
 
 # --- processes -----------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
-    """The predicate's first truthy value, or TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"gave up after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def cpu_seconds(processes: list[subprocess.Popen]) -> float:
     """User + system CPU time the processes used so far (Linux /proc; 0 elsewhere)."""
-    total = 0.0
-    for process in processes:
-        try:
-            # Fields after the command name (which may hold spaces), from field 3 on.
-            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-class Processes:
-    """Every child process of a run, stopped together (and for sure) at the end."""
-
-    def __init__(self) -> None:
-        self.running: list[tuple[subprocess.Popen, Path]] = []
-
-    def start(self, argv: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-        with log.open("ab") as output:
-            process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT,
-                                       env=dict(os.environ, **(env or {})))
-        self.running.append((process, log))
-        return process
-
-    def check_alive(self) -> None:
-        for process, log in self.running:
-            if process.poll() is not None:
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"{' '.join(process.args[:4])} exited with "
-                                   f"{process.returncode}; end of {log}:\n{tail}")
-
-    def stop_all(self, grace: float = 10.0) -> None:
-        # SIGTERM to all first so that they wind down in parallel, then SIGKILL stragglers.
-        for process, _ in self.running:
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + grace
-        for process, _ in self.running:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        self.running.clear()
+    return sum(process_cpu_seconds(process.pid) for process in processes)
 
 
 # --- PostgreSQL schemas ----------------------------------------------------------------------
@@ -187,11 +129,6 @@ def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
     return sorted_values[min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))]
-
-
-def parse_iso(value: str) -> float:
-    """`2025-11-05T15:41:44.753Z` (how the API writes dates) as a Unix time."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def sample_latency(run_one, samples: int, stage_names: tuple[str, ...]):
