@@ -6,22 +6,13 @@ is left there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tiermover.storage.tape.driver import DRIVE, MAIL, CartridgeNotFound
-from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem, Workflow
+from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem
+from tiermover.workflows.tape_drives import CartridgeWorkflow
 
 
-class EjectionWorkflow(Workflow):
-    default_streams = 1
-
-    def plan(self) -> Iterator[WorkItem]:
-        for location in self.execution.sources:
-            yield WorkItem(key=f"eject:{location.storage_key}:{location.path}",
-                           payload=location)
-
-    def describe(self, item: WorkItem) -> str:
-        return item.payload.namespace_path
+class EjectionWorkflow(CartridgeWorkflow):
+    item_prefix = "eject"
 
     def run(self, item: WorkItem, context: RunContext) -> ItemResult:
         location = item.payload

@@ -7,15 +7,13 @@ cartridge in its library's scratch pool; eject_tape_after moves it to a mail slo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tiermover.storage.tape.drives import cartridge_in_drive
 from tiermover.storage.tape.format import BlankCartridge, ForeignCartridge, FormatError
 from tiermover.storage.tape.reader import load_volume
 from tiermover.storage.tape.writer import write_label
-from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem, Workflow
+from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem
+from tiermover.workflows.tape_drives import CartridgeWorkflow
 
-TRUE = ("1", "true")
 
 
 def live_data(device) -> str | None:
@@ -34,20 +32,8 @@ def live_data(device) -> str | None:
     return None
 
 
-class FormatTapeWorkflow(Workflow):
-    # One robot: cartridges are formatted one after the other.
-    default_streams = 1
-
-    def option(self, name: str) -> bool:
-        return self.execution.options.get(name, "").lower() in TRUE
-
-    def plan(self) -> Iterator[WorkItem]:
-        for location in self.execution.sources:
-            yield WorkItem(key=f"format:{location.storage_key}:{location.path}",
-                           payload=location)
-
-    def describe(self, item: WorkItem) -> str:
-        return item.payload.namespace_path
+class FormatTapeWorkflow(CartridgeWorkflow):
+    item_prefix = "format"
 
     def run(self, item: WorkItem, context: RunContext) -> ItemResult:
         location = item.payload

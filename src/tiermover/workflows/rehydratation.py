@@ -13,16 +13,14 @@ the cartridge recycled to scratch (event "recycled"): a repack cut short loses n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from tiermover.storage.base import StorageError
 from tiermover.storage.tape.driver import TapeError
 from tiermover.storage.tape.drives import cartridge_in_drive
 from tiermover.storage.tape.format import BlankCartridge, CartridgeFull
 from tiermover.storage.tape.reader import open_in_order, read_catalog
-from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem, Workflow
+from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem
 from tiermover.workflows.tape_archive import TapeDestination, open_session
-from tiermover.workflows.tape_drives import put_away
+from tiermover.workflows.tape_drives import CartridgeWorkflow, put_away
 from tiermover.workflows.tape_restore import split_copy
 
 DEFAULT_USAGE_THRESHOLD = 50.0
@@ -35,16 +33,8 @@ def percentage(value) -> float | None:
         return None
 
 
-class RehydratationWorkflow(Workflow):
-    default_streams = 1  # one robot: a source and a fresh cartridge in two drives
-
-    def plan(self) -> Iterator[WorkItem]:
-        for location in self.execution.sources:
-            yield WorkItem(key=f"repack:{location.storage_key}:{location.path}",
-                           payload=location)
-
-    def describe(self, item: WorkItem) -> str:
-        return item.payload.namespace_path
+class RehydratationWorkflow(CartridgeWorkflow):
+    item_prefix = "repack"  # one item at a time: a source and a fresh cartridge in two drives
 
     def _live(self) -> dict[str, dict[int, dict]]:
         """barcode -> position -> its live copy's record."""

@@ -1,12 +1,34 @@
-"""What every tape workflow does with the cartridges it used once it is done: put them
-back in their slots, or with the option eject_tape_after move them to a mail slot."""
+"""What tape workflows share: one item per source cartridge for those that work a whole
+cartridge at a time, and, once done, putting the cartridges they used back in their
+slots, or with the option eject_tape_after in a mail slot."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from tiermover.storage.tape.driver import DRIVE, MAIL, TapeError
-from tiermover.workflows.base import CatalogChange, RunContext
+from tiermover.workflows.base import CatalogChange, RunContext, WorkItem, Workflow
 
 TRUE = ("1", "true")
+
+
+class CartridgeWorkflow(Workflow):
+    """A workflow with one work item per source cartridge (its StorageLocation)."""
+
+    # One robot: cartridges are handled one after the other.
+    default_streams = 1
+    item_prefix = "cartridge"
+
+    def option(self, name: str) -> bool:
+        return self.execution.options.get(name, "").lower() in TRUE
+
+    def plan(self) -> Iterator[WorkItem]:
+        for location in self.execution.sources:
+            yield WorkItem(key=f"{self.item_prefix}:{location.storage_key}:{location.path}",
+                           payload=location)
+
+    def describe(self, item: WorkItem) -> str:
+        return item.payload.namespace_path
 
 
 def put_away(options: dict, used: dict[str, tuple[object, str]],
