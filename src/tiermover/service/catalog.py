@@ -5,31 +5,29 @@ from __future__ import annotations
 
 import os
 import stat as stat_module
-from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import CatalogFile, Task, TaskExecution, TaskOption
-from tiermover.service.catalog_changes import CatalogUpdate, sort_changes
+from tiermover.service.catalog_changes import CatalogUpdate, attribute_values, sort_changes
 from tiermover.service.namespace import Location
-
-
-def _ts(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 def _apply_stat(entry: CatalogFile, path: str) -> None:
     info = os.lstat(path)
-    entry.type = "folder" if stat_module.S_ISDIR(info.st_mode) else "file"
-    entry.permission = int(oct(info.st_mode)[2:])  # Nodeum shows the mode as octal digits: 100666
-    entry.size = 0 if entry.type == "folder" else info.st_size
-    entry.change_date = _ts(info.st_ctime)
-    entry.modification_date = _ts(info.st_mtime)
-    entry.access_date = _ts(info.st_atime)
-    entry.uid = info.st_uid
-    entry.gid = info.st_gid
+    _apply_attributes(entry, {
+        "type": "folder" if stat_module.S_ISDIR(info.st_mode) else "file",
+        "size": info.st_size, "mode": info.st_mode, "uid": info.st_uid, "gid": info.st_gid,
+        "mtime": info.st_mtime, "atime": info.st_atime, "ctime": info.st_ctime})
+
+
+def _apply_attributes(entry: CatalogFile, attrs: dict) -> None:
+    """The attributes `attrs` gives (those it leaves out keep their value)."""
+    for name, value in attribute_values(attrs).items():
+        if value is not None:
+            setattr(entry, name, value)
 
 
 def _entry(session: Session, location: Location, relative: str) -> CatalogFile | None:
@@ -84,20 +82,6 @@ def register(session: Session, location: Location) -> CatalogFile | None:
     return parent
 
 
-def _apply_attributes(entry: CatalogFile, attrs: dict) -> None:
-    entry.type = attrs.get("type", entry.type or "file")
-    mode = attrs.get("mode")
-    if mode is not None:
-        entry.permission = int(oct(int(mode))[2:])
-    entry.size = 0 if entry.type == "folder" else int(attrs.get("size") or 0)
-    for field, key in (("change_date", "ctime"), ("modification_date", "mtime"),
-                       ("access_date", "atime")):
-        if attrs.get(key) is not None:
-            setattr(entry, field, _ts(float(attrs[key])))
-    if attrs.get("uid") is not None:
-        entry.uid, entry.gid = int(attrs["uid"]), int(attrs.get("gid") or 0)
-
-
 def record(session: Session, location: Location, attrs: dict) -> CatalogFile:
     """The catalog entry for a path a node wrote, from the attributes the node reported
     (the server may not reach the storage itself). Missing ancestors are added as folders."""
@@ -131,12 +115,15 @@ def apply_items(session: Session, execution: TaskExecution, items: list[dict]) -
     """Finished items' catalog changes, and their lines in the execution's files (and,
     with option full_report, in its log)."""
     batch = sort_changes(items)
+    if batch.is_empty():
+        return  # most reports of most executions: nothing for the catalog, no query
+    # Imported here: execution_state applies these batches, so it imports us.
+    from tiermover.service.execution_state import append_log
+
     task = session.get(Task, execution.task_id)
     full_report = (_option(session, task.id, "full_report") or "").lower() in ("1", "true")
     handled = CatalogUpdate(session, execution, task.workflow_action, full_report).apply(batch)
     for line in handled:
         if full_report or line.outcome in ("deleted", "offline", "kept"):
-            # Imported here: execution_state applies these batches, so it imports us.
-            from tiermover.service.execution_state import append_log
             detail = f" ({line.detail})" if line.detail else ""
             append_log(session, execution, "info", f"{line.path}: {line.outcome}{detail}")

@@ -297,6 +297,10 @@ class Batch:
     held: list[dict] = field(default_factory=list)
     swept: list[dict] = field(default_factory=list)
 
+    def is_empty(self) -> bool:
+        return not (self.written or self.seen or self.removed or self.verified or self.held
+                    or self.swept)
+
 
 def _item_changes(item: dict) -> list[dict]:
     changes = list(item.get("changes") or ())

@@ -160,10 +160,7 @@ def _register(session: Session, location: namespace.Location) -> CatalogFile | N
         return catalog.register(session, location)
     if location.entry is None:
         return None
-    entry = location.entry
-    return catalog.record(session, location, {
-        "type": entry.type, "size": entry.size, "mode": entry.mode, "uid": entry.uid,
-        "gid": entry.gid, "mtime": entry.mtime, "atime": entry.atime, "ctime": entry.ctime})
+    return catalog.record(session, location, location.entry.attributes())
 
 
 def _resolve_path(session: Session, values: dict, id_attr: str, path_attr: str,

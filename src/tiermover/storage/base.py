@@ -36,6 +36,11 @@ class Entry:
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
 
+    def attributes(self) -> dict:
+        """The entry as nodes report it for the catalog (CatalogChange.entry)."""
+        return {"type": self.type, "size": self.size, "mode": self.mode, "uid": self.uid,
+                "gid": self.gid, "mtime": self.mtime, "atime": self.atime, "ctime": self.ctime}
+
 
 class AtomicWrite(ABC):
     """Data written here appears under its final name only once `commit()` succeeds."""

@@ -47,12 +47,6 @@ class CopyJob:
     def entry(self):
         return self.found.entry
 
-def attributes(entry) -> dict:
-    """A stat entry as the catalog records it."""
-    return {"type": entry.type, "size": entry.size, "mode": entry.mode, "uid": entry.uid,
-            "gid": entry.gid, "mtime": entry.mtime, "atime": entry.atime, "ctime": entry.ctime}
-
-
 def renamed_candidate(path: str, attempt: int) -> str:
     """`dir/name.ext` -> `dir/name (1).ext` (conflict_resolution=rename keeps both)."""
     directory, name = posixpath.split(path)
@@ -152,13 +146,13 @@ class CopyWorkflow(Workflow):
             "written", destination, entry=self._attributes(target), checksum=checksum,
             algorithm=self.algorithm if checksum else None,
             copy_of="/" + join(job.source.storage_name, job.source_path),
-            source_entry=attributes(job.entry))
+            source_entry=job.entry.attributes())
         return ItemResult(outcome, size=job.entry.size, checksum=checksum, message=message,
                           destination=destination, changes=[change])
 
     def _attributes(self, path: str) -> dict | None:
         entry = self.destination.backend.stat(path)
-        return None if entry is None else attributes(entry)
+        return None if entry is None else entry.attributes()
 
     def _namespace(self, path: str) -> str:
         return "/" + join(self.destination.storage_name, path)

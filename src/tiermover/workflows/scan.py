@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 from tiermover.storage.checksums import new_hasher
 from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem, Workflow
-from tiermover.workflows.copy import attributes
 from tiermover.workflows.sources import SourceFile, selected_files
 
 CHUNK = 500
@@ -47,7 +46,7 @@ class ScanWorkflow(Workflow):
             if algorithm and found.entry.type == "file":
                 checksum = self._hash(found, algorithm, context)
             changes.append(CatalogChange("seen", found.namespace_path,
-                                         entry=attributes(found.entry), checksum=checksum,
+                                         entry=found.entry.attributes(), checksum=checksum,
                                          algorithm=algorithm if checksum else None))
         return ItemResult("done", size=item.size, changes=changes)
 

@@ -29,7 +29,7 @@ from tiermover.storage.tape.format import (
 from tiermover.storage.tape.reader import load_volume, open_in_order
 from tiermover.storage.tape.writer import SessionWriter, write_label
 from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem
-from tiermover.workflows.copy import CopyJob, attributes
+from tiermover.workflows.copy import CopyJob
 from tiermover.workflows.move import is_container
 from tiermover.workflows.tape_drives import put_away
 
@@ -286,10 +286,10 @@ class TapeArchiving:
                 written: list[Written]) -> list[CatalogChange]:
         return [CatalogChange(
             "written", target.namespace(barcode, w.entry.path),
-            entry={**attributes(w.job.entry), "tape_offset": w.entry.offset,
+            entry={**w.job.entry.attributes(), "tape_offset": w.entry.offset,
                    "tape_session": w.entry.session},
             checksum=w.entry.checksum, algorithm=w.entry.algorithm,
-            copy_of=w.job.found.namespace_path, source_entry=attributes(w.job.entry))
+            copy_of=w.job.found.namespace_path, source_entry=w.job.entry.attributes())
             for w in written]
 
     # --- move: verify, then remove ----------------------------------------------------
