@@ -6,51 +6,12 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
-from conftest import BACKENDS, private_server, unique
+from conftest import unique
+from engine_fixtures import *  # noqa: F401,F403 (engine, api, nodes, storage fixtures)
 from engine_support import (
-    NodeProcess, act, copy_task, create_container, latest_execution, logs, make_tree, node_key,
-    partial_files, tree_digest, wait_job, wait_task,
+    act, copy_task, latest_execution, logs, make_tree, partial_files, share_on, tree_digest,
+    wait_job, wait_task,
 )
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def engine(request, tmp_path_factory):
-    """A server without an embedded node (the tests start their own), short leases."""
-    with private_server(request.param, tmp_path_factory.mktemp(f"engine-{request.param}"),
-                        args=("--no-worker",),
-                        extra_env={"TIERMOVER_LEASE_SECONDS": "3"}) as server:
-        yield server
-
-
-@pytest.fixture
-def api(engine):
-    with engine.client() as client:
-        yield client
-
-
-@pytest.fixture
-def nodes(engine, api):
-    started: list[NodeProcess] = []
-
-    def start(*extra: str, name: str | None = None) -> NodeProcess:
-        node = NodeProcess(engine, node_key(api), name or unique("node"), *extra)
-        started.append(node)
-        node.wait_registered(api)
-        return node
-
-    yield start
-    for node in started:
-        node.stop()
-
-
-@pytest.fixture
-def storage(engine, api):
-    """A source container holding a tree, and an empty destination container."""
-    source, source_root = create_container(api, engine)
-    destination, destination_root = create_container(api, engine)
-    return source, source_root, destination, destination_root
 
 
 def test_run_copies_an_identical_tree(api, nodes, storage):
@@ -221,12 +182,10 @@ def test_a_node_only_gets_executions_whose_storages_it_reaches(api, nodes, stora
     (source_root / "empty").mkdir()
     share_dir = engine.data_dir.parent / unique("share")
     share_dir.mkdir()
-    nas = api.post("/nas", json={"name": unique("nas")}).json()
-    share = api.post(f"/nas/{nas['id']}/nas_shares", json={"name": unique("s"), "path": str(share_dir)})
-    assert share.status_code == 201, share.text
+    share = share_on(api, share_dir)
     nodes("--concurrency", "1")
     # The share's directory disappears: no node reaches it any more.
-    task = copy_task(api, f"/{source}/empty", f"/{share.json()['name']}/out")
+    task = copy_task(api, f"/{source}/empty", f"/{share}/out")
     os.rmdir(share_dir)
     time.sleep(1.5)  # nodes refresh what they reach every second
     act(api, task["id"], "run")
