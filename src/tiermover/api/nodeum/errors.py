@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tiermover.service.errors import NotFound, ServiceError, ValidationFailed
@@ -124,6 +124,19 @@ def install_error_handlers(app: FastAPI) -> None:
                         "reload and try again", "base", "taken"),
             status_code=422,
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError):
+        if exc.connection_invalidated:
+            # The database dropped the connection (restarted, failed over): the pool is
+            # renewed and the next attempt gets a fresh connection.
+            request.app.state.logger.warning("database connection lost on %s %s: %s",
+                                             request.method, request.url.path, exc.orig)
+            return JSONResponse(
+                simple_body("The database connection was lost; retry the request",
+                            "base", "unavailable"),
+                status_code=503, headers={"Retry-After": "1"})
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
