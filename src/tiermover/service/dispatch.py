@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -64,10 +64,11 @@ def _load_tasks(session: Session, executions) -> dict[int, Task]:
     return tasks
 
 
-_SCHEDULED = select(TaskSchedule.task_id).where(
-    TaskSchedule.task_id.in_(bindparam("ids", expanding=True)))
 _TASKS = select(Task).where(Task.id.in_(bindparam("ids", expanding=True)))
-_EXECUTIONS = (select(TaskExecution, Task, last_log_index(TaskExecution.id))
+# The executions with their tasks, their last log idx and whether the task has a schedule
+# (whose counters of missed runs a run that ends done clears; most tasks have none).
+_EXECUTIONS = (select(TaskExecution, Task, last_log_index(TaskExecution.id),
+                      exists().where(TaskSchedule.task_id == Task.id))
                .join(Task, Task.id == TaskExecution.task_id)
                .where(TaskExecution.id.in_(bindparam("ids", expanding=True))))
 
@@ -81,14 +82,18 @@ def _lost(node: Node, execution_id: str) -> Forbidden:
 
 
 def _load_executions(session: Session, ids: list[str]
-                     ) -> tuple[dict[str, TaskExecution], dict[int, Task]]:
-    """The executions with their tasks and last log idx, in one SELECT."""
-    executions, tasks = {}, {}
-    for execution, task, last_index in session.execute(_EXECUTIONS, {"ids": sorted(set(ids))}):
+                     ) -> tuple[dict[str, TaskExecution], dict[int, Task], set[int]]:
+    """The executions with their tasks and last log idx, and the ids of those tasks that
+    have a schedule, in one SELECT."""
+    executions, tasks, scheduled = {}, {}, set()
+    for execution, task, last_index, has_schedule in session.execute(
+            _EXECUTIONS, {"ids": sorted(set(ids))}):
         remember_last_log_index(session, execution.id, last_index)
         executions[execution.id] = execution
         tasks[task.id] = task
-    return executions, tasks
+        if has_schedule:
+            scheduled.add(task.id)
+    return executions, tasks, scheduled
 
 
 def apply_report(session: Session, node: Node, execution_id: str, report: dict,
@@ -122,7 +127,8 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
         final = report.get("final")
         if final and final.get("status") not in NODE_FINALS:
             raise ValidationFailed.on("final.status", "inclusion", value=final.get("status"))
-    executions, tasks = _load_executions(session, [r["execution_id"] for r in reports])
+    executions, tasks, scheduled = _load_executions(session,
+                                                    [r["execution_id"] for r in reports])
     results: dict[str, dict] = {}
     errors: dict[str, Exception] = {}
     accepted: list[tuple[dict, TaskExecution]] = []
@@ -138,11 +144,6 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
         accepted.append((report, execution))
     if not accepted:
         return results, errors
-    # Counters of missed runs are cleared by a run that ends done; most tasks have no
-    # schedule, and one query tells which of the batch's do.
-    done = sorted({execution.task_id for report, execution in accepted
-                   if (report.get("final") or {}).get("status") == "done"})
-    scheduled = set(session.scalars(_SCHEDULED, {"ids": done})) if done else set()
     lease_end = utcnow() + lease
     # Nothing reaches the database until every report is applied: the logs, items and
     # state changes of the whole batch then go out together.

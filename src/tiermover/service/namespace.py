@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import CloudBucket, CloudConnector, Container, NasShare
@@ -87,15 +87,22 @@ def split_namespace_path(path: str, attr: str) -> tuple[str, str]:
     return parts[0], "/".join(parts[1:])
 
 
+_STORAGE_MODELS = {"container": Container, "nas_share": NasShare, "cloud_bucket": CloudBucket}
+# Which storages carry a name, in one statement for the three tables; the rows themselves
+# come from the identity map when the session holds them.
+_STORAGES_NAMED = union_all(*(
+    select(literal(kind, String).label("kind"), model.id.label("id"))
+    .where(model.name == bindparam("name"))
+    for kind, model in _STORAGE_MODELS.items()
+))
+
+
 def storages_named(session: Session, name: str) -> list[tuple[str, Storage]]:
     """Every storage called `name`: one normally, several when a bucket shares it."""
-    found: list[tuple[str, Storage]] = []
-    for kind, model in (("container", Container), ("nas_share", NasShare),
-                        ("cloud_bucket", CloudBucket)):
-        found += [(kind, row) for row in
-                  session.scalars(select(model).where(model.name == name).order_by(model.id)
-                                  .limit(2))]
-    return found
+    found = session.execute(_STORAGES_NAMED, {"name": name}).all()
+    order = list(_STORAGE_MODELS)
+    return [(kind, session.get(_STORAGE_MODELS[kind], storage_id))
+            for kind, storage_id in sorted(found, key=lambda row: (order.index(row[0]), row[1]))]
 
 
 def find_storage(session: Session, name: str) -> tuple[str, Storage] | None:

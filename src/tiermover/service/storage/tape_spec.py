@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import and_, delete, false, or_, select
+from sqlalchemy import and_, bindparam, delete, exists, false, or_, select
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
@@ -86,6 +86,11 @@ def required_library_keys(session: Session, task: Task) -> set[str]:
     """The libraries a node must reach to run the task: those of its tape sources and
     destinations, and for a restore or check_consistency those holding copies of the
     files under its sources (which it reads)."""
+    if task.workflow_action not in READS_COPIES and not session.scalar(
+            _MAY_NAME_TAPES, {"task_id": task.id}):
+        # Most tasks name no cartridge at all: one statement says so (this runs at every
+        # enqueue).
+        return set()
     keys = {library_key(library.id) for tape in _task_tapes(session, task)
             if (library := _virtual_library(session, tape)) is not None}
     for destination in session.scalars(select(TaskDestination)
@@ -101,6 +106,19 @@ def required_library_keys(session: Session, task: Task) -> set[str]:
             .where(_under_any(CatalogFile.file_path, _source_paths(session, task))))
             if library_id is not None}
     return keys
+
+
+def _names_tapes(model):
+    return exists().where(model.task_id == bindparam("task_id"),
+                          or_(model.tape_id.is_not(None), model.pool_id.is_not(None)))
+
+
+# Whether a task's parts or options may lead to cartridges: a tape or a pool among its
+# sources or destinations, or a `barcodes` option.
+_MAY_NAME_TAPES = select(or_(
+    _names_tapes(TaskSource), _names_tapes(TaskDestination),
+    exists().where(TaskOption.task_id == bindparam("task_id"), TaskOption.type == "barcodes"),
+))
 
 
 def _source_paths(session: Session, task: Task) -> list[str]:
