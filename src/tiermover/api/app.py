@@ -129,11 +129,13 @@ def create_app(settings: Settings, embedded_node: bool = True) -> FastAPI:
     def healthz():
         return JSONResponse({"status": "ok", "version": __version__})
 
-    app.include_router(health)
-    install_nodeum_routes(app)
     from tiermover.api import node_references, nodes
 
+    # Routes are matched in the order they are included: nodes' requests (claims, reports,
+    # heartbeats) are the most frequent of all, so their routes come first.
     app.include_router(nodes.router, prefix="/api/v2")
     app.include_router(node_references.router, prefix="/api/v2")
+    app.include_router(health)
+    install_nodeum_routes(app)
     app.add_middleware(AssumeJsonBodies)
     return app

@@ -6,10 +6,12 @@ from fastapi import FastAPI
 
 PREFIX = "/api/v2"
 
-# One router module per resource family; each exposes `router`.
+# One router module per resource family; each exposes `router`. A request is matched
+# against the routes in this order, one by one: the most requested come first (tasks
+# and their runs; users and storage administration are rarer).
 ROUTER_MODULES = (
-    "users", "tasks", "task_parts", "task_schedules", "task_executions", "files",
-    "containers", "nas", "cloud", "pools", "tapes", "logs",
+    "tasks", "task_executions", "logs", "task_parts", "task_schedules", "files", "users",
+    "containers", "nas", "cloud", "pools", "tapes",
 )
 
 
