@@ -154,7 +154,9 @@ def test_user_management_is_for_admins(api, make_user):
     assert user.get("/tasks").status_code == 401
     with httpx.Client(base_url=str(api.base_url), auth=(username, "new-password")) as renewed:
         assert renewed.get("/tasks").status_code == 200
-    assert api.delete(f"/users/{me['id']}").status_code == 204
+        assert api.delete(f"/users/{me['id']}").status_code == 204
+        # Recently verified credentials are remembered, but not past their user.
+        assert renewed.get("/tasks").status_code == 401
     assert api.get(f"/users/{me['id']}").status_code == 404
 
 

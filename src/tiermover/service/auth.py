@@ -92,11 +92,11 @@ class _VerifiedCredentials:
         self._entries: dict[bytes, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
-    def _digest(self, username: str, password: str) -> bytes:
+    def digest(self, username: str, password: str) -> bytes:
         return hmac.new(self._key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
 
     def matches(self, username: str, password: str, password_hash: str) -> bool:
-        entry = self._entries.get(self._digest(username, password))
+        entry = self._entries.get(self.digest(username, password))
         return bool(entry and entry[1] > time.monotonic()
                     and hmac.compare_digest(entry[0], password_hash))
 
@@ -104,7 +104,7 @@ class _VerifiedCredentials:
         with self._lock:
             if len(self._entries) >= self._max:
                 self._entries.clear()
-            self._entries[self._digest(username, password)] = (
+            self._entries[self.digest(username, password)] = (
                 password_hash, time.monotonic() + self._ttl)
 
 
@@ -138,27 +138,29 @@ def masked_key(api_key: ApiKey) -> str:
     return "*" * max(api_key.key_length - len(api_key.key_tail), 0) + api_key.key_tail
 
 
-class _RecentApiKeys:
-    """Principals of API keys verified in the last few seconds, by key digest.
+class _RecentPrincipals:
+    """Principals verified in the last few seconds, by a digest of their credentials (an
+    API key's digest; for Basic credentials an HMAC keyed with a per-process secret).
 
-    Looking a key up costs more than the rest of a simple request (show a task). Changes
-    made in this process (key updated or deleted, user changed) drop the entries at once;
-    another server process sharing the database sees them within `ttl_seconds`.
+    Looking a caller up costs more than the rest of a simple request (show a task).
+    Changes made in this process (key updated or deleted, user or password changed) drop
+    the entries at once; another server process sharing the database sees them within
+    `ttl_seconds`.
     """
 
     def __init__(self, ttl_seconds: float = 5.0, max_entries: int = 10_000):
         self._ttl = ttl_seconds
         self._max = max_entries
-        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._entries: dict[str | bytes, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
-    def get(self, digest: str) -> Principal | None:
+    def get(self, digest: str | bytes) -> Principal | None:
         entry = self._entries.get(digest)
         if entry and entry[1] > time.monotonic():
             return entry[0]
         return None
 
-    def put(self, digest: str, principal: Principal) -> None:
+    def put(self, digest: str | bytes, principal: Principal) -> None:
         with self._lock:
             if len(self._entries) >= self._max:
                 self._entries.clear()
@@ -169,15 +171,21 @@ class _RecentApiKeys:
             self._entries.clear()
 
 
-recent_api_keys = _RecentApiKeys()
+recent_api_keys = _RecentPrincipals()
+recent_basic_callers = _RecentPrincipals()
+
+
+def _forget_all() -> None:
+    recent_api_keys.forget()
+    recent_basic_callers.forget()
 
 
 def forget_cached_principals(session: Session) -> None:
     """Call when a key or a user changes: once committed, no cached principal survives."""
     from tiermover.service.transactions import after_commit
 
-    recent_api_keys.forget()
-    after_commit(session, recent_api_keys.forget)
+    _forget_all()
+    after_commit(session, _forget_all)
 
 
 def authenticate_api_key(session: Session, key: str) -> Principal:
@@ -265,7 +273,13 @@ def authenticate(session: Session, authorization: str | None) -> Principal:
             username, _, password = base64.b64decode(credentials).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             raise Unauthorized("Malformed Basic credentials") from None
-        return _principal_for(authenticate_password(session, username, password))
+        digest = verified_credentials.digest(username, password)
+        cached = recent_basic_callers.get(digest)
+        if cached is not None:
+            return cached
+        principal = _principal_for(authenticate_password(session, username, password))
+        recent_basic_callers.put(digest, principal)
+        return principal
     token = credentials if scheme.lower() == "bearer" and credentials else authorization.strip()
     if token.count(".") == 2 and not token.startswith(API_KEY_PREFIX):
         return authenticate_jwt(session, token)
