@@ -53,3 +53,108 @@ def one_of(session: Session, column, values: list[str]):
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, values, type_=postgresql.ARRAY(Text)))
     return column.in_(values)
+
+
+# --- rows as tuples, straight to the driver ---------------------------------------------
+#
+# The helpers above go through SQLAlchemy's statement and parameter handling, which costs
+# more per row than the database's own work once a batch holds thousands (a scan's). The
+# ones below take rows as tuples in a given column order, apply only the columns' own
+# conversions (dates), and hand the driver one statement for many rows: on SQLite a
+# multi-row VALUES (or an executemany), on PostgreSQL one array per column (`unnest`).
+
+def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple]) -> list:
+    """The rows with each column's bind conversion applied (dates to what the driver
+    takes); values repeat a lot (a scan's dates, its constant columns), so each distinct
+    value is converted once."""
+    dialect = session.get_bind().dialect
+    processors = [(index, processor, {}) for index, name in enumerate(columns)
+                  if (processor := table.c[name].type.bind_processor(dialect)) is not None]
+    if not processors:
+        return list(rows)
+    converted = []
+    for row in rows:
+        row = list(row)
+        for index, processor, seen in processors:
+            value = row[index]
+            if value is not None:
+                try:
+                    row[index] = seen[value]
+                except KeyError:
+                    row[index] = seen[value] = processor(value)
+        converted.append(row)
+    return converted
+
+
+def _sqlite_rows_per_statement(session: Session, columns: int) -> int:
+    connection = session.connection().connection.driver_connection
+    try:
+        import sqlite3
+        limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # Python before 3.11
+        limit = 999
+    return max(1, min(1000, limit // columns))
+
+
+def _array_types(session: Session, table, columns: Sequence[str]) -> list[str]:
+    dialect = session.get_bind().dialect
+    return [table.c[name].type.compile(dialect) + "[]" for name in columns]
+
+
+def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
+                returning: Sequence[str] = ()) -> list[tuple]:
+    """Insert `rows` (tuples in `columns` order) into `table`; a row whose unique key
+    already exists is left as it is. Returns the `returning` columns of the rows actually
+    inserted (in no particular order)."""
+    if not rows:
+        return []
+    connection = session.connection()
+    names = ", ".join(columns)
+    back = f" RETURNING {', '.join(returning)}" if returning else ""
+    values = _bound(session, table, columns, rows)
+    found: list[tuple] = []
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = ", ".join(f"%s::{kind}" for kind in _array_types(session, table, columns))
+        statement = (f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) "
+                     f"ON CONFLICT DO NOTHING{back}")
+        for batch in chunks(values, 20_000):
+            result = connection.exec_driver_sql(statement, tuple(
+                list(column) for column in zip(*batch)))
+            if returning:
+                found += result.all()
+        return found
+    group = "(" + ", ".join("?" * len(columns)) + ")"
+    if not returning:
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) VALUES {group} ON CONFLICT DO NOTHING",
+            [tuple(row) for row in values])
+        return found
+    size = _sqlite_rows_per_statement(session, len(columns))
+    for batch in chunks(values, size):
+        statement = (f"INSERT INTO {table.name} ({names}) VALUES "
+                     f"{', '.join([group] * len(batch))} ON CONFLICT DO NOTHING{back}")
+        found += connection.exec_driver_sql(
+            statement, tuple(value for row in batch for value in row)).all()
+    return found
+
+
+def update_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
+                key: str = "id") -> None:
+    """Set `columns` of the rows whose `key` is each tuple's last value (the others are
+    the new values, in `columns` order)."""
+    if not rows:
+        return
+    connection = session.connection()
+    values = _bound(session, table, [*columns, key], rows)
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = ", ".join(f"%s::{kind}"
+                           for kind in _array_types(session, table, [*columns, key]))
+        assignments = ", ".join(f"{name} = v.{name}" for name in columns)
+        statement = (f"UPDATE {table.name} SET {assignments} FROM unnest({arrays}) "
+                     f"AS v({', '.join([*columns, key])}) WHERE {table.name}.{key} = v.{key}")
+        for batch in chunks(values, 20_000):
+            connection.exec_driver_sql(statement, tuple(list(column) for column in zip(*batch)))
+        return
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE {key} = ?",
+                               [tuple(row) for row in values])

@@ -1,5 +1,6 @@
 """Applying what nodes report (`tiermover.workflows.base.CatalogChange`) to the catalog,
-one report batch at a time (the entries and places they name: `catalog_entries`).
+one report batch at a time (the entries and places they name: `catalog_entries`; what
+a scan saw: `catalog_seen`).
 
 A scan reports thousands of entries per request, so nothing here works row by row:
 paths are resolved to storages once per name, missing entries (and their folders) are
@@ -19,13 +20,14 @@ from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from tiermover.db.base import utcnow
-from tiermover.db.bulk import chunks, insert_ignoring_conflicts, upsert
+from tiermover.db.bulk import chunks, insert_rows, upsert
 from tiermover.db.models import (
     BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, TaskExecution,
 )
 from tiermover.service.catalog_entries import (
-    TAPE, Entries, Place, Places, attribute_values, has_changed, under,
+    TAPE, Entries, Place, Places, attribute_values, under,
 )
+from tiermover.service.catalog_seen import Sightings, seen_rows
 
 BACKUP_ACTIONS = ("full_backup", "incremental_backup")
 
@@ -61,7 +63,7 @@ class Batch:
     """The changes of one report, sorted by what they do."""
 
     written: list[tuple[dict, str]] = field(default_factory=list)  # (change, item outcome)
-    seen: list[dict] = field(default_factory=list)
+    seen: list[tuple] = field(default_factory=list)  # see catalog_seen.seen_rows
     removed: list[dict] = field(default_factory=list)
     verified: list[dict] = field(default_factory=list)
     held: list[dict] = field(default_factory=list)
@@ -84,11 +86,12 @@ def _item_changes(item: dict) -> list[dict]:
 def sort_changes(items: Iterable[dict]) -> Batch:
     batch = Batch()
     for item in items:
+        batch.seen += seen_rows(item)
         for change in _item_changes(item):
             op = change.get("op")
             if op == "written" and change.get("entry"):
                 batch.written.append((change, item.get("outcome", "done")))
-            elif op in ("seen", "removed", "verified", "held", "swept"):
+            elif op in ("removed", "verified", "held", "swept"):
                 getattr(batch, op).append(change)
     return batch
 
@@ -105,6 +108,9 @@ class CatalogUpdate:
         self.places = Places(session)
         self.entries = Entries(session)
         self.handled: list[Handled] = []
+        # The execution's files: file id -> its last outcome in this batch.
+        self.files: dict[int, str] = {}
+        self._collected = 0  # handled lines already in `files`
         self.now = utcnow()
 
     def apply(self, batch: Batch) -> list[Handled]:
@@ -255,30 +261,19 @@ class CatalogUpdate:
 
     # --- seen: a scan found the path --------------------------------------------------
 
-    def _see(self, seen: list[dict]) -> None:
-        located = [(change, place) for change in seen
-                   if (place := self.places.locate(change["path"])) is not None
-                   and change.get("entry")]
-        if not located:
+    def _see(self, seen: list[tuple]) -> None:
+        if not seen:
             return
-        self.entries.ensure([place for _, place in located])
-        updates = []
-        for change, place in located:
-            known = self.entries[place]
-            values = attribute_values(change["entry"])
-            new = place.key in self.entries.created
-            changed = not new and has_changed(known, values)
-            row = {"id": known.id, **values, "in_cache": 1, "offline": 0,
-                   "seen_by": self.execution.id}
-            if change.get("checksum"):
-                row.update(checksum=change["checksum"], algorithm=change.get("algorithm"))
-            elif changed:
-                row.update(checksum=None, algorithm=None)  # what it hashed to is stale
-            updates.append(row)
-            outcome = "new" if new else "changed" if changed else "unchanged"
+        self._collect_files()
+        sightings = Sightings(self.session, self.execution.id, self.places, self.entries)
+        for place, outcome, file_id in sightings.apply(seen):
             if outcome != "unchanged" or self.full_report:
-                self.handled.append(Handled(place.namespace_path, outcome, known.id))
-        self._update_entries(updates)
+                # Only a full report logs each one: the execution's files are recorded
+                # from the ids, without a line object per file of a scan.
+                self.files[file_id] = outcome
+                if self.full_report:
+                    self.handled.append(Handled(place.namespace_path, outcome, file_id))
+        self._collected = len(self.handled)
 
     # --- verified: a copy was re-read --------------------------------------------------
 
@@ -377,10 +372,16 @@ class CatalogUpdate:
 
     # --- the execution's files ---------------------------------------------------------
 
-    def _record_execution_files(self) -> None:
-        rows = {}
-        for line in self.handled:
+    def _collect_files(self) -> None:
+        """The handled lines since the last call, into the execution's files (the last
+        outcome of a file counts)."""
+        for line in self.handled[self._collected:]:
             if line.file_id is not None and line.outcome not in ("deleted", "removed"):
-                rows[line.file_id] = {"execution_id": self.execution.id, "file_id": line.file_id,
-                                      "outcome": line.outcome}
-        insert_ignoring_conflicts(self.session, ExecutionFile, rows.values())
+                self.files[line.file_id] = line.outcome
+        self._collected = len(self.handled)
+
+    def _record_execution_files(self) -> None:
+        self._collect_files()
+        insert_rows(self.session, ExecutionFile.__table__, ("execution_id", "file_id", "outcome"),
+                    [(self.execution.id, file_id, outcome)
+                     for file_id, outcome in self.files.items()])
