@@ -68,8 +68,11 @@ def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple
     takes); values repeat a lot (a scan's dates, its constant columns), so each distinct
     value is converted once."""
     dialect = session.get_bind().dialect
+    # The dialect's own type (SQLite's DATETIME writes the text SQLAlchemy reads back),
+    # under the column's decorator (UTCDateTime).
     processors = [(index, processor, {}) for index, name in enumerate(columns)
-                  if (processor := table.c[name].type.bind_processor(dialect)) is not None]
+                  if (processor := table.c[name].type.dialect_impl(dialect)
+                      .bind_processor(dialect)) is not None]
     if not processors:
         return list(rows)
     converted = []
