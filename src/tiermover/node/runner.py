@@ -139,7 +139,7 @@ class _ReportPump:
                 if result.warning:
                     progress.warnings += 1
         self.reporter.item_finished(item, result, self.progress)
-        return len(result.changes)
+        return result.catalog_change_count
 
 
 class _Shared:
@@ -186,7 +186,7 @@ class _Shared:
         """Called by the stream that ran the item."""
         with self.counters:
             self.settled += planned
-        self.pump.put(("item", item, result, moved, planned), max(1, len(result.changes)))
+        self.pump.put(("item", item, result, moved, planned), max(1, result.catalog_change_count))
 
     def phase(self, status: str) -> None:
         with self.pump.lock:
