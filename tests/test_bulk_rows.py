@@ -75,6 +75,30 @@ def test_inserted_rows_return_their_ids_and_read_back_like_orm_rows(engine):
 
 
 @pytest.mark.parametrize("fresh_database", BACKENDS, indirect=True)
+def test_dates_given_as_unix_times_read_back_like_datetimes(engine):
+    table = CatalogFile.__table__
+    moments = [datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc),
+               datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=timezone.utc),
+               datetime(1999, 12, 31, 23, 59, 59, 500_000, tzinfo=timezone.utc)]
+    with Session(engine) as session, session.begin():
+        insert_rows(session, table, COLUMNS,
+                    [row(f"d{n}", None, moment.timestamp()) for n, moment in enumerate(moments)],
+                    unix_times=("modification_date",))
+        insert_rows(session, table, COLUMNS,
+                    [row(f"e{n}", None, moment) for n, moment in enumerate(moments)])
+        file_id = session.scalar(select(CatalogFile.id).where(CatalogFile.path == "d0"))
+        update_rows(session, table, ("access_date",), [(moments[2].timestamp(), file_id)],
+                    unix_times=("access_date",))
+    with Session(engine) as session:
+        found = {entry.path: entry for entry in session.scalars(select(CatalogFile))}
+        assert [found[f"d{n}"].modification_date for n in range(3)] == moments
+        assert found["d0"].access_date == moments[2]
+        if engine.dialect.name == "sqlite":
+            stored = dict(session.execute(text("SELECT path, modification_date FROM files")).all())
+            assert [stored[f"d{n}"] for n in range(3)] == [stored[f"e{n}"] for n in range(3)]
+
+
+@pytest.mark.parametrize("fresh_database", BACKENDS, indirect=True)
 def test_updated_rows_take_their_new_values_by_id(engine):
     table = CatalogFile.__table__
     date = datetime(2026, 3, 1, tzinfo=timezone.utc)

@@ -6,11 +6,14 @@ SQLAlchemy builds it per dialect; these helpers pick the right one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import itertools
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from sqlalchemy import Text, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from tiermover.db.base import unix_time_binder
 
 # Rows per statement: under SQLite's bound-parameter limit with a dozen columns a row,
 # and big enough that a statement's overhead is spread thin.
@@ -63,21 +66,28 @@ def one_of(session: Session, column, values: list[str]):
 # conversions (dates), and hand the driver one statement for many rows: on SQLite a
 # multi-row VALUES (or an executemany), on PostgreSQL one array per column (`unnest`).
 
-def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple]) -> list:
+def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
+           unix_times: Collection[str] = ()) -> Sequence:
     """The rows with each column's bind conversion applied (dates to what the driver
-    takes); values repeat a lot (a scan's dates, its constant columns), so each distinct
-    value is converted once."""
+    takes). Columns named in `unix_times` hold Unix times (floats) for date columns.
+    Other values repeat a lot (a scan's constant columns), so each distinct one is
+    converted once."""
     dialect = session.get_bind().dialect
+    from_unix = unix_time_binder(dialect)
     # The dialect's own type (SQLite's DATETIME writes the text SQLAlchemy reads back),
     # under the column's decorator (UTCDateTime).
     processors = [(index, processor, {}) for index, name in enumerate(columns)
-                  if (processor := table.c[name].type.dialect_impl(dialect)
-                      .bind_processor(dialect)) is not None]
-    if not processors:
-        return list(rows)
+                  if name not in unix_times and (processor := table.c[name].type.dialect_impl(
+                      dialect).bind_processor(dialect)) is not None]
+    times = [index for index, name in enumerate(columns) if name in unix_times]
+    if not processors and not times:
+        return rows
     converted = []
     for row in rows:
         row = list(row)
+        for index in times:
+            if row[index] is not None:
+                row[index] = from_unix(row[index])
         for index, processor, seen in processors:
             value = row[index]
             if value is not None:
@@ -105,16 +115,17 @@ def _array_types(session: Session, table, columns: Sequence[str]) -> list[str]:
 
 
 def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
-                returning: Sequence[str] = ()) -> list[tuple]:
+                returning: Sequence[str] = (), unix_times: Collection[str] = ()) -> list[tuple]:
     """Insert `rows` (tuples in `columns` order) into `table`; a row whose unique key
     already exists is left as it is. Returns the `returning` columns of the rows actually
-    inserted (in no particular order)."""
+    inserted (in no particular order). Date columns named in `unix_times` are given as
+    Unix times."""
     if not rows:
         return []
     connection = session.connection()
     names = ", ".join(columns)
     back = f" RETURNING {', '.join(returning)}" if returning else ""
-    values = _bound(session, table, columns, rows)
+    values = _bound(session, table, columns, rows, unix_times)
     found: list[tuple] = []
     if session.get_bind().dialect.name == "postgresql":
         arrays = ", ".join(f"%s::{kind}" for kind in _array_types(session, table, columns))
@@ -137,18 +148,18 @@ def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
         statement = (f"INSERT INTO {table.name} ({names}) VALUES "
                      f"{', '.join([group] * len(batch))} ON CONFLICT DO NOTHING{back}")
         found += connection.exec_driver_sql(
-            statement, tuple(value for row in batch for value in row)).all()
+            statement, tuple(itertools.chain.from_iterable(batch))).all()
     return found
 
 
 def update_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
-                key: str = "id") -> None:
+                key: str = "id", unix_times: Collection[str] = ()) -> None:
     """Set `columns` of the rows whose `key` is each tuple's last value (the others are
-    the new values, in `columns` order)."""
+    the new values, in `columns` order; dates named in `unix_times` as Unix times)."""
     if not rows:
         return
     connection = session.connection()
-    values = _bound(session, table, [*columns, key], rows)
+    values = _bound(session, table, [*columns, key], rows, unix_times)
     if session.get_bind().dialect.name == "postgresql":
         arrays = ", ".join(f"%s::{kind}"
                            for kind in _array_types(session, table, [*columns, key]))
@@ -161,3 +172,37 @@ def update_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
     assignments = ", ".join(f"{name} = ?" for name in columns)
     connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE {key} = ?",
                                [tuple(row) for row in values])
+
+
+def rows_with(session: Session, table, columns: Sequence[str], where: dict,
+              column: str, values: Sequence, batch: int = 5000) -> list[tuple]:
+    """`columns` of the rows of `table` that match `where` (column: value) and whose
+    `column` is one of `values`, read as the columns' types read them (dates as aware
+    datetimes)."""
+    if not values:
+        return []
+    dialect = session.get_bind().dialect
+    connection = session.connection()
+    processors = [(index, processor) for index, name in enumerate(columns)
+                  if (processor := table.c[name].type.dialect_impl(dialect)
+                      .result_processor(dialect, None)) is not None]
+    postgres = dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    conditions = " AND ".join(f"{name} = {mark}" for name in where)
+    head = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {conditions} AND {column}"
+    found = []
+    for part in chunks(values, batch):
+        if postgres:
+            kind = _array_types(session, table, [column])[0]
+            result = connection.exec_driver_sql(f"{head} = ANY(%s::{kind})",
+                                                (*where.values(), list(part)))
+        else:
+            result = connection.exec_driver_sql(
+                f"{head} IN ({', '.join('?' * len(part))})", (*where.values(), *part))
+        for row in result.all():
+            if processors:
+                row = list(row)
+                for index, processor in processors:
+                    row[index] = processor(row[index])
+            found.append(tuple(row))
+    return found

@@ -21,8 +21,6 @@ from tiermover.db.models import CatalogFile, Tape, TapeLibrary
 from tiermover.service.errors import ValidationFailed
 from tiermover.service.namespace import find_storage, split_namespace_path
 
-# What makes a namespace path need the full parse (and its refusals).
-SUSPECT = ("//", "/./", "/../", "\x00")
 # Copies on cartridges: a FileCopy only, never a catalog entry of their own.
 TAPE = "tape"
 # Modification dates compare to the millisecond: some storages keep no finer.
@@ -83,28 +81,40 @@ class Places:
 
     def __init__(self, session: Session):
         self.session = session
-        self._storages: dict[str, tuple[str, object] | None] = {}
+        self._storages: dict[str, tuple[str, int, str] | None] = {}
         self._tapes: dict[str, int | None] = {}
 
     def locate(self, path: str | None) -> Place | None:
+        found = self.split(path)
+        if found is None:
+            return None
+        name, relative = found
+        storage = self.storage(name)
+        if storage is None:
+            return self._on_tape(name, relative)
+        return Place(*storage, relative)
+
+    def split(self, path: str | None) -> tuple[str, str] | None:
+        """(storage name, path inside it), or None for a path that names nothing."""
         if not path:
             return None
-        if path.startswith("/") and not any(part in path for part in SUSPECT) \
-                and not path.endswith(("/", "/.", "/..")):
+        if path[0] == "/" and "//" not in path and "/./" not in path and "/../" not in path \
+                and "\x00" not in path and not path.endswith(("/", "/.", "/..")):
             # The common, plain path: a fraction of the cost of the full parse below.
             name, _, relative = path[1:].partition("/")
-        else:
-            try:
-                name, relative = split_namespace_path(path, "path")
-            except ValidationFailed:
-                return None
+            return name, relative
+        try:
+            return split_namespace_path(path, "path")
+        except ValidationFailed:
+            return None
+
+    def storage(self, name: str) -> tuple[str, int, str] | None:
+        """(kind, id, name) of the container or NAS share called `name`."""
         if name not in self._storages:
-            self._storages[name] = find_storage(self.session, name)
-        found = self._storages[name]
-        if found is None:
-            return self._on_tape(name, relative)
-        kind, storage = found
-        return Place(kind, storage.id, storage.name, relative)
+            found = find_storage(self.session, name)
+            self._storages[name] = None if found is None else (found[0], found[1].id,
+                                                               found[1].name)
+        return self._storages[name]
 
     def _on_tape(self, library: str, relative: str) -> Place | None:
         """`/<library>/<barcode>/<path in the archive>`: a copy on a cartridge. Its

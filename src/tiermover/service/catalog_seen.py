@@ -10,17 +10,13 @@ updated. The execution's files are recorded from those ids, without reading them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timezone
-
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tiermover.db.bulk import chunks, insert_rows, one_of, update_rows
-from tiermover.service.catalog_entries import (
-    Entries, Known, Place, Places, has_changed, statistics,
-)
+from tiermover.db.bulk import insert_rows, rows_with, update_rows
 from tiermover.db.models import CatalogFile
+from tiermover.service.catalog_entries import (
+    Entries, Known, Place, Places, has_changed, statistics, timestamp,
+)
 
 # One entry a scan saw, as a node reports it (see `seen_rows`), in this order.
 SEEN_FIELDS = ("path", "type", "size", "mode", "uid", "gid", "mtime", "atime", "ctime",
@@ -29,7 +25,7 @@ ENTRY_FIELDS = SEEN_FIELDS[1:9]  # the keys of CatalogChange.entry
 # Paths looked up per SELECT: one parameter each on SQLite, one array on PostgreSQL.
 LOOKUP_BATCH = 5000
 
-# Columns of a new entry, in the order `_new_row` gives them.
+# Columns of a new entry, in the order `Sightings._insert` gives them.
 NEW_COLUMNS = ("name", "parent", "storage_kind", "storage_id", "primary_id", "path",
                "file_path", "type", "permission", "size", "change_date", "modification_date",
                "access_date", "uid", "gid", "in_cache", "offline", "extern", "checksum",
@@ -39,6 +35,8 @@ NEW_COLUMNS = ("name", "parent", "storage_kind", "storage_id", "primary_id", "pa
 REFRESHED = ("type", "permission", "size", "change_date", "modification_date", "access_date",
              "uid", "gid", "in_cache", "offline", "seen_by")
 REFRESHED_WITH_CHECKSUM = (*REFRESHED, "checksum", "algorithm")
+# The date columns: given as the Unix times the node reported.
+DATES = ("change_date", "modification_date", "access_date")
 
 
 def seen_rows(item: dict) -> list[tuple]:
@@ -52,10 +50,17 @@ def seen_rows(item: dict) -> list[tuple]:
     table = item.get("seen")
     if isinstance(table, dict) and "path" in (table.get("columns") or ()):
         columns = list(table["columns"])
-        positions = [columns.index(name) if name in columns else None for name in SEEN_FIELDS]
-        for row in table.get("rows") or ():
-            rows.append(tuple(row[at] if at is not None and at < len(row) else None
-                              for at in positions))
+        width = len(columns)
+        if tuple(columns) == SEEN_FIELDS[:width]:
+            # As current nodes send them: the fields in order, the last ones left out.
+            missing = (None,) * (len(SEEN_FIELDS) - width)
+            rows += [(*row, *missing) for row in table.get("rows") or () if len(row) == width]
+        else:
+            positions = [columns.index(name) if name in columns else None
+                         for name in SEEN_FIELDS]
+            for row in table.get("rows") or ():
+                rows.append(tuple(row[at] if at is not None and at < len(row) else None
+                                  for at in positions))
     for change in item.get("changes") or ():
         if change.get("op") == "seen" and change.get("entry"):
             entry = change["entry"]
@@ -64,49 +69,38 @@ def seen_rows(item: dict) -> list[tuple]:
     return rows
 
 
-@dataclass
-class Sighting:
-    """One seen entry, located, with its catalog values (NEW_COLUMNS order from `type`)."""
-
-    place: Place
-    values: tuple  # type, permission, size, change_date, modification_date, access_date, uid, gid
-    checksum: str | None
-    algorithm: str | None
-
-    @property
-    def depth(self) -> int:
-        relative = self.place.relative
-        return relative.count("/") + 1 if relative else 0
-
-
-class Dates:
-    """Unix times as the catalog's dates, each distinct one converted once (a tree's
-    files share many)."""
-
-    def __init__(self):
-        self.known: dict[float, datetime] = {}
-
-    def __call__(self, seconds) -> datetime | None:
-        if seconds is None:
-            return None
-        try:
-            return self.known[seconds]
-        except KeyError:
-            value = self.known[seconds] = datetime.fromtimestamp(float(seconds),
-                                                                 tz=timezone.utc)
-            return value
-
-
 def _permission(mode) -> int | None:
     # Nodeum shows the mode as its octal digits: 100644.
     return int(oct(int(mode))[2:]) if mode is not None else None
 
 
+def _depth(relative: str) -> int:
+    return relative.count("/") + 1 if relative else 0
+
+
+class Storage:
+    """The seen entries of one batch on one storage, by their path inside it: each one's
+    values in NEW_COLUMNS order from `type` to `gid` (dates as Unix times), then its
+    checksum and algorithm."""
+
+    def __init__(self, kind: str, storage_id: int, name: str):
+        self.kind = kind
+        self.id = storage_id
+        self.name = name
+        self.seen: dict[str, tuple] = {}
+
+    def namespace_path(self, relative: str) -> str:
+        return "/" + self.name + ("/" + relative if relative else "")
+
+    def place(self, relative: str) -> Place:
+        return Place(self.kind, self.id, self.name, relative)
+
+
 class Sightings:
     """Applies one batch's seen entries for one execution.
 
-    `apply` returns the entries' outcomes (new, changed, unchanged) with their ids, for
-    the execution's files and its full report.
+    `apply` returns each entry's outcome (new, changed, unchanged) with its namespace
+    path and id, for the execution's files and its full report.
     """
 
     def __init__(self, session: Session, execution_id: str, places: Places, entries: Entries):
@@ -114,126 +108,121 @@ class Sightings:
         self.execution_id = execution_id
         self.places = places
         self.entries = entries
-        self.dates = Dates()
         self.permissions: dict[int, int | None] = {}
 
-    def apply(self, rows: list[tuple]) -> list[tuple[Place, str, int]]:
-        by_storage: dict[tuple[str, int], dict[str, Sighting]] = {}
-        for row in rows:
-            sighting = self._sighting(row)
-            if sighting is not None:
-                place = sighting.place
-                by_storage.setdefault((place.kind, place.storage_id), {})[place.relative] = \
-                    sighting
-        outcomes: list[tuple[Place, str, int]] = []
-        for (kind, storage_id), sightings in by_storage.items():
-            outcomes += self._apply_storage(kind, storage_id, sightings)
+    def apply(self, rows: list[tuple]) -> list[tuple[str, str, int]]:
+        storages: dict[str, Storage | None] = {}
+        permissions = self.permissions
+        for path, kind, size, mode, uid, gid, mtime, atime, ctime, checksum, algorithm in rows:
+            split = self.places.split(path)
+            if split is None:
+                continue
+            name, relative = split
+            if name not in storages:
+                found = self.places.storage(name)
+                # Not a container or share (a tape's path): nothing a scan catalogues.
+                storages[name] = None if found is None else Storage(*found)
+            storage = storages[name]
+            if storage is None:
+                continue
+            kind = kind or "file"
+            if mode not in permissions:
+                permissions[mode] = _permission(mode)
+            storage.seen[relative] = (
+                kind, permissions[mode], 0 if kind == "folder" else int(size or 0), ctime,
+                mtime, atime, int(uid) if uid is not None else None,
+                int(gid or 0) if uid is not None else None,
+                checksum or None, algorithm if checksum else None)
+        outcomes: list[tuple[str, str, int]] = []
+        for storage in storages.values():
+            if storage is not None and storage.seen:
+                outcomes += self._apply_storage(storage)
         return outcomes
 
-    def _sighting(self, row: tuple) -> Sighting | None:
-        path, kind, size, mode, uid, gid, mtime, atime, ctime, checksum, algorithm = row
-        place = self.places.locate(path)
-        if place is None:
-            return None
-        kind = kind or "file"
-        if mode in self.permissions:
-            permission = self.permissions[mode]
-        else:
-            permission = self.permissions[mode] = _permission(mode)
-        dates = self.dates
-        values = (kind, permission, 0 if kind == "folder" else int(size or 0), dates(ctime),
-                  dates(mtime), dates(atime), int(uid) if uid is not None else None,
-                  int(gid or 0) if uid is not None else None)
-        return Sighting(place, values, checksum or None, algorithm if checksum else None)
-
-    def _apply_storage(self, kind: str, storage_id: int, sightings: dict[str, Sighting]
-                       ) -> list[tuple[Place, str, int]]:
-        parents = {relative.rpartition("/")[0] for relative in sightings if relative}
-        known = self._load(kind, storage_id, [*sightings, *(parents - sightings.keys())])
-        ids = {relative: row.id for relative, row in known.items()}
+    def _apply_storage(self, storage: Storage) -> list[tuple[str, str, int]]:
+        seen = storage.seen
+        parents = {relative.rpartition("/")[0] for relative in seen if relative}
+        known = self._load(storage, [*seen, *(parents - seen.keys())])
+        ids = {relative: row[0] for relative, row in known.items()}
         # Folders neither in the catalog nor in this batch (a scan reports a folder
         # before its contents, so only when a batch starts below a new one): created as
         # folders, with their own missing folders.
-        storage_name = next(iter(sightings.values())).place.storage_name
-        orphans = [Place(kind, storage_id, storage_name, parent) for parent in parents
-                   if parent not in ids and parent not in sightings]
+        orphans = [storage.place(parent) for parent in parents
+                   if parent not in ids and parent not in seen]
         if orphans:
             self.entries.ensure(orphans)
             ids.update((place.relative, self.entries[place].id) for place in orphans)
-        outcomes: list[tuple[Place, str, int]] = []
-        new = {relative: s for relative, s in sightings.items() if relative not in known}
-        inserted = self._insert(new, ids)
-        for relative in inserted:
-            outcomes.append((new[relative].place, "new", ids[relative]))
+        new = [relative for relative in seen if relative not in known]
+        inserted = self._insert(storage, new, ids)
+        outcomes = [(storage.namespace_path(relative), "new", ids[relative])
+                    for relative in inserted]
         lost = [relative for relative in new if relative not in inserted]
         if lost:
             # Inserted by another request since our lookup: refreshed like any entry.
-            known.update(self._load(kind, storage_id, lost))
-        outcomes += self._refresh({relative: (sightings[relative], known[relative])
-                                   for relative in sightings
-                                   if relative not in inserted and relative in known})
+            known.update(self._load(storage, lost))
+        outcomes += self._refresh(storage, [(relative, known[relative]) for relative in seen
+                                            if relative not in inserted and relative in known])
         return outcomes
 
-    def _load(self, kind: str, storage_id: int, paths: list[str]) -> dict[str, Known]:
-        found: dict[str, Known] = {}
-        for batch in chunks(paths, LOOKUP_BATCH):
-            for row in self.session.execute(
-                    select(CatalogFile.id, CatalogFile.path, CatalogFile.type, CatalogFile.size,
-                           CatalogFile.modification_date, CatalogFile.checksum)
-                    .where(CatalogFile.storage_kind == kind,
-                           CatalogFile.storage_id == storage_id,
-                           one_of(self.session, CatalogFile.path, list(batch)))):
-                found[row.path] = Known(row.id, row.type, row.size, row.modification_date,
-                                        row.checksum)
-        return found
+    def _load(self, storage: Storage, paths: list[str]) -> dict[str, tuple]:
+        """path -> (id, type, size, modification date, checksum) of those catalogued."""
+        found = rows_with(self.session, CatalogFile.__table__,
+                          ("path", "id", "type", "size", "modification_date", "checksum"),
+                          {"storage_kind": storage.kind, "storage_id": storage.id}, "path",
+                          paths, LOOKUP_BATCH)
+        return {row[0]: row[1:] for row in found}
 
-    def _insert(self, new: dict[str, Sighting], ids: dict[str, int]) -> set[str]:
+    def _insert(self, storage: Storage, new: list[str], ids: dict[str, int]) -> set[str]:
         """Inserts the new entries, parents first; returns those it inserted (with their
         ids in `ids`)."""
         if not new:
             return set()
-        by_depth: dict[int, list[Sighting]] = {}
-        for sighting in new.values():
-            by_depth.setdefault(sighting.depth, []).append(sighting)
+        by_depth: dict[int, list[str]] = {}
+        for relative in new:
+            by_depth.setdefault(_depth(relative), []).append(relative)
         table = CatalogFile.__table__
         inserted: set[str] = set()
+        kind, storage_id, execution_id = storage.kind, storage.id, self.execution_id
+        primary = storage_id if kind == "container" else None
+        seen = storage.seen
         for depth in sorted(by_depth):
-            rows = [self._new_row(sighting, ids) for sighting in by_depth[depth]]
+            rows = []
+            for relative in by_depth[depth]:
+                parent, _, name = relative.rpartition("/")
+                values = seen[relative]
+                rows.append((name or storage.name, ids.get(parent) if relative else None, kind,
+                             storage_id, primary, relative, storage.namespace_path(relative),
+                             *values[:8], 1, 0, 0, values[8], values[9], execution_id))
             for file_id, relative in insert_rows(self.session, table, NEW_COLUMNS, rows,
-                                                 returning=("id", "path")):
+                                                 returning=("id", "path"),
+                                                 unix_times=DATES):
                 ids[relative] = file_id
                 inserted.add(relative)
         statistics.grew(self.session, len(inserted))
         return inserted
 
-    def _new_row(self, sighting: Sighting, ids: dict[str, int]) -> tuple:
-        place = sighting.place
-        relative = place.relative
-        parent = ids.get(relative.rpartition("/")[0]) if relative else None
-        return (place.name, parent, place.kind, place.storage_id,
-                place.storage_id if place.kind == "container" else None, relative,
-                place.namespace_path, *sighting.values[:8], 1, 0, 0, sighting.checksum,
-                sighting.algorithm, self.execution_id)
-
-    def _refresh(self, pairs: dict[str, tuple[Sighting, Known]]
-                 ) -> list[tuple[Place, str, int]]:
+    def _refresh(self, storage: Storage, pairs: list[tuple[str, tuple]]
+                 ) -> list[tuple[str, str, int]]:
         """Entries the catalog held: their attributes as seen now, and their checksum
         cleared when they changed without being hashed (what it hashed to is stale)."""
         keeping, replacing = [], []
         outcomes = []
-        for sighting, known in pairs.values():
-            kind, _, size, _, mtime = sighting.values[:5]
-            changed = has_changed(known, {"type": kind, "size": size,
-                                          "modification_date": mtime})
-            row = (*sighting.values, 1, 0, self.execution_id)
-            if sighting.checksum:
-                replacing.append((*row, sighting.checksum, sighting.algorithm, known.id))
+        for relative, (file_id, known_type, known_size, known_mtime, known_checksum) in pairs:
+            values = storage.seen[relative]
+            kind, _, size, _, mtime = values[:5]
+            changed = has_changed(
+                Known(file_id, known_type, known_size, known_mtime, known_checksum),
+                {"type": kind, "size": size, "modification_date": timestamp(mtime)})
+            row = (*values[:8], 1, 0, self.execution_id)
+            if values[8]:
+                replacing.append((*row, values[8], values[9], file_id))
             elif changed:
-                replacing.append((*row, None, None, known.id))
+                replacing.append((*row, None, None, file_id))
             else:
-                keeping.append((*row, known.id))
-            outcomes.append((sighting.place, "changed" if changed else "unchanged", known.id))
+                keeping.append((*row, file_id))
+            outcomes.append((storage.namespace_path(relative),
+                             "changed" if changed else "unchanged", file_id))
         table = CatalogFile.__table__
-        update_rows(self.session, table, REFRESHED, keeping)
-        update_rows(self.session, table, REFRESHED_WITH_CHECKSUM, replacing)
+        update_rows(self.session, table, REFRESHED, keeping, unix_times=DATES)
+        update_rows(self.session, table, REFRESHED_WITH_CHECKSUM, replacing, unix_times=DATES)
         return outcomes
