@@ -144,6 +144,11 @@ class Workflow(ABC):
     # Items run at once unless the task's option parallel_processing says otherwise:
     # several streams hide per-file latency (small files, fsync, object storage).
     default_streams = 4
+    # Whether the runner walks the plan a first time only to count it, so that progress
+    # runs against a known total. A workflow whose items cost little more than planning
+    # them (a scan: the walk is the work) says False: its items then run as the plan
+    # yields them, in one walk, and the totals grow as it goes.
+    counts_first = True
 
     def __init__(self, plan: ExecutionPlan):
         self.execution = plan

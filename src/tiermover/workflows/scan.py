@@ -24,6 +24,9 @@ CHUNK = 500
 
 class ScanWorkflow(Workflow):
     default_streams = 1  # a chunk is cheap; order keeps the catalog's parents first
+    # Counting first would walk the tree twice for the same lstat calls: the execution's
+    # totals grow as the scan goes instead.
+    counts_first = False
 
     def plan(self) -> Iterator[WorkItem]:
         chunk: list[SourceFile] = []
