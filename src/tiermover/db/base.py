@@ -57,7 +57,7 @@ def unix_time_binder(dialect) -> Callable[[float], object]:
     whole_seconds: dict[int, str] = {}  # files of a tree share many
 
     def text(seconds) -> str:
-        whole, micro = divmod(round(float(seconds) * 1_000_000), 1_000_000)
+        whole, micro = divmod(round(seconds * 1_000_000), 1_000_000)
         prefix = whole_seconds.get(whole)
         if prefix is None:
             if len(whole_seconds) > 100_000:

@@ -7,6 +7,7 @@ SQLAlchemy builds it per dialect; these helpers pick the right one.
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from sqlalchemy import Text, any_, bindparam
@@ -83,11 +84,16 @@ def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple
     if not processors and not times:
         return rows
     converted = []
+    dates: dict = {}  # a file's three dates are often one
     for row in rows:
         row = list(row)
         for index in times:
-            if row[index] is not None:
-                row[index] = from_unix(row[index])
+            value = row[index]
+            if value is not None:
+                try:
+                    row[index] = dates[value]
+                except KeyError:
+                    row[index] = dates[value] = from_unix(value)
         for index, processor, seen in processors:
             value = row[index]
             if value is not None:
@@ -114,6 +120,25 @@ def _array_types(session: Session, table, columns: Sequence[str]) -> list[str]:
     return [table.c[name].type.compile(dialect) + "[]" for name in columns]
 
 
+def _staged(session: Session, table, columns: Sequence[str], rows: Sequence) -> str:
+    """PostgreSQL: `rows` COPYed into a temporary table of `columns` (emptied first, and
+    at each commit); returns its name. COPY is the cheapest way into PostgreSQL by far,
+    and the driver writes its rows in C (parameters, arrays included, cost far more)."""
+    # One per table and set of columns, per connection (temporary tables are).
+    staging = f"staging_{table.name}_{zlib.crc32(' '.join(columns).encode()):08x}"
+    connection = session.connection()
+    names = ", ".join(columns)
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+        f"SELECT {names} FROM {table.name} WITH NO DATA")
+    connection.exec_driver_sql(f"TRUNCATE {staging}")
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    return staging
+
+
 def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
                 returning: Sequence[str] = (), unix_times: Collection[str] = ()) -> list[tuple]:
     """Insert `rows` (tuples in `columns` order) into `table`; a row whose unique key
@@ -128,15 +153,11 @@ def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
     values = _bound(session, table, columns, rows, unix_times)
     found: list[tuple] = []
     if session.get_bind().dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{kind}" for kind in _array_types(session, table, columns))
-        statement = (f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) "
-                     f"ON CONFLICT DO NOTHING{back}")
-        for batch in chunks(values, 20_000):
-            result = connection.exec_driver_sql(statement, tuple(
-                list(column) for column in zip(*batch)))
-            if returning:
-                found += result.all()
-        return found
+        staging = _staged(session, table, columns, values)
+        result = connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
+            f"ON CONFLICT DO NOTHING{back}")
+        return result.all() if returning else found
     group = "(" + ", ".join("?" * len(columns)) + ")"
     if not returning:
         connection.exec_driver_sql(
@@ -147,8 +168,11 @@ def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
     for batch in chunks(values, size):
         statement = (f"INSERT INTO {table.name} ({names}) VALUES "
                      f"{', '.join([group] * len(batch))} ON CONFLICT DO NOTHING{back}")
-        found += connection.exec_driver_sql(
-            statement, tuple(itertools.chain.from_iterable(batch))).all()
+        result = connection.exec_driver_sql(statement,
+                                            tuple(itertools.chain.from_iterable(batch)))
+        # The driver's own tuples: a Row object each would cost more than the insert.
+        found += result.cursor.fetchall()
+        result.close()
     return found
 
 
