@@ -5,6 +5,8 @@ node would send."""
 
 from __future__ import annotations
 
+import hashlib
+
 from tiermover.node.progress import Progress
 from tiermover.node.runner import PLAN_KEPT_ENTRIES, run_workflow
 from tiermover.storage.local import LocalBackend
@@ -53,10 +55,10 @@ def tree(root, files: int) -> None:
         (folder / f"f{index % 100:02d}").write_bytes(b"x" * (index % 7))
 
 
-def scan(backend, finished=frozenset()):
+def scan(backend, finished=frozenset(), **options):
     plan = ExecutionPlan(action="scan", sources=[StorageLocation(
         namespace_path="/share", storage_name="share", backend=backend, path="")],
-        destinations=[])
+        destinations=[], options=options)
     reporter, progress = RecordingReporter(), Progress()
     outcome = run_workflow(ScanWorkflow(plan), set(finished), reporter, progress)
     return outcome, reporter, progress
@@ -85,3 +87,15 @@ def test_a_scan_larger_than_a_kept_plan_walks_its_tree_once(tmp_path):
     assert [key for key, _ in again.items if key in done] == []
     assert len(again.items) == len(reporter.items) - 3
     assert progress.to_process_files == progress.processed_files == items
+
+
+def test_a_hashing_scan_reports_each_file_with_its_checksum(tmp_path):
+    tree(tmp_path, 30)
+    outcome, reporter, _ = scan(LocalBackend(tmp_path), file_checksum="sha256")
+    assert outcome.status == "done"
+    result = reporter.items[0][1]
+    assert result.seen_columns[-2:] == ("checksum", "algorithm")
+    rows = {row[0]: row for row in result.seen}
+    assert rows["/share/d0000"][-2:] == (None, None)
+    content = b"x" * 3
+    assert rows["/share/d0000/f03"][-2:] == (hashlib.sha256(content).hexdigest(), "sha256")
