@@ -57,11 +57,18 @@ def test_inserted_rows_return_their_ids_and_read_back_like_orm_rows(engine):
     assert len(returned) == 1500 and {path for _, path in returned} == {
         f"f{n}" for n in range(1500)}
     assert [path for _, path in again] == ["late"]
+    with Session(engine) as session, session.begin():
+        # What COPY and SQL text would need escaped goes through as it is.
+        odd = "we\\ird\ttab\nline 'quoted' \"double\" %s ?"
+        assert [path for _, path in insert_rows(session, table, COLUMNS,
+                                                [row(odd, root_id, fraction)],
+                                                returning=("id", "path"))] == [odd]
     with Session(engine) as session:
         by_path = {entry.path: entry for entry in session.scalars(
             select(CatalogFile).where(CatalogFile.storage_id == 7))}
         assert by_path["f0"].parent == root_id and by_path["f0"].modification_date == whole_second
         assert by_path["f1"].modification_date == fraction
+        assert by_path[odd].file_path == f"/share/{odd}"
         assert {file_id for file_id, path in returned} == {by_path[p].id for _, p in returned}
         # Dates compare in SQL as the ORM's do (SQLite keeps them as text).
         same = session.scalars(select(CatalogFile.path).where(

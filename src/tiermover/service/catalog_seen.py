@@ -193,11 +193,19 @@ class Sightings:
                 rows.append((name or storage.name, ids.get(parent) if relative else None, kind,
                              storage_id, primary, relative, storage.namespace_path(relative),
                              *values[:8], 1, 0, 0, values[8], values[9], execution_id))
+            returned = set()
             for file_id, relative in insert_rows(self.session, table, NEW_COLUMNS, rows,
                                                  returning=("id", "path"),
                                                  unix_times=DATES):
                 ids[relative] = file_id
-                inserted.add(relative)
+                returned.add(relative)
+            lost = [relative for relative in by_depth[depth] if relative not in returned]
+            if lost:
+                # Inserted by another request since our lookup: the next depth needs
+                # their ids (they are refreshed like any catalogued entry).
+                ids.update((relative, row[0])
+                           for relative, row in self._load(storage, lost).items())
+            inserted |= returned
         statistics.grew(self.session, len(inserted))
         return inserted
 
