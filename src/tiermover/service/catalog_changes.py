@@ -266,13 +266,14 @@ class CatalogUpdate:
             return
         self._collect_files()
         sightings = Sightings(self.session, self.execution.id, self.places, self.entries)
-        for path, outcome, file_id in sightings.apply(seen):
+        for storage, relative, outcome, file_id in sightings.apply(seen):
             if outcome != "unchanged" or self.full_report:
                 # Only a full report logs each one: the execution's files are recorded
                 # from the ids, without a line object per file of a scan.
                 self.files[file_id] = outcome
                 if self.full_report:
-                    self.handled.append(Handled(path, outcome, file_id))
+                    self.handled.append(Handled(storage.namespace_path(relative), outcome,
+                                                file_id))
         self._collected = len(self.handled)
 
     # --- verified: a copy was re-read --------------------------------------------------

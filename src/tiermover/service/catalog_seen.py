@@ -80,8 +80,8 @@ def _depth(relative: str) -> int:
 
 class Storage:
     """The seen entries of one batch on one storage, by their path inside it: each one's
-    values in NEW_COLUMNS order from `type` to `gid` (dates as Unix times), then its
-    checksum and algorithm."""
+    values in NEW_COLUMNS order from `type` on (dates as Unix times), which is also
+    REFRESHED's order up to `offline`."""
 
     def __init__(self, kind: str, storage_id: int, name: str):
         self.kind = kind
@@ -99,8 +99,8 @@ class Storage:
 class Sightings:
     """Applies one batch's seen entries for one execution.
 
-    `apply` returns each entry's outcome (new, changed, unchanged) with its namespace
-    path and id, for the execution's files and its full report.
+    `apply` returns each entry's outcome (new, changed, unchanged) with its storage,
+    path there and id, for the execution's files and its full report.
     """
 
     def __init__(self, session: Session, execution_id: str, places: Places, entries: Entries):
@@ -110,9 +110,10 @@ class Sightings:
         self.entries = entries
         self.permissions: dict[int, int | None] = {}
 
-    def apply(self, rows: list[tuple]) -> list[tuple[str, str, int]]:
+    def apply(self, rows: list[tuple]) -> list[tuple[Storage, str, str, int]]:
         storages: dict[str, Storage | None] = {}
         permissions = self.permissions
+        execution_id = self.execution_id
         for path, kind, size, mode, uid, gid, mtime, atime, ctime, checksum, algorithm in rows:
             split = self.places.split(path)
             if split is None:
@@ -131,15 +132,15 @@ class Sightings:
             storage.seen[relative] = (
                 kind, permissions[mode], 0 if kind == "folder" else int(size or 0), ctime,
                 mtime, atime, int(uid) if uid is not None else None,
-                int(gid or 0) if uid is not None else None,
-                checksum or None, algorithm if checksum else None)
-        outcomes: list[tuple[str, str, int]] = []
+                int(gid or 0) if uid is not None else None, 1, 0, 0,
+                checksum or None, algorithm if checksum else None, execution_id)
+        outcomes: list[tuple[Storage, str, str, int]] = []
         for storage in storages.values():
             if storage is not None and storage.seen:
                 outcomes += self._apply_storage(storage)
         return outcomes
 
-    def _apply_storage(self, storage: Storage) -> list[tuple[str, str, int]]:
+    def _apply_storage(self, storage: Storage) -> list[tuple[Storage, str, str, int]]:
         seen = storage.seen
         parents = {relative.rpartition("/")[0] for relative in seen if relative}
         known = self._load(storage, [*seen, *(parents - seen.keys())])
@@ -154,8 +155,7 @@ class Sightings:
             ids.update((place.relative, self.entries[place].id) for place in orphans)
         new = [relative for relative in seen if relative not in known]
         inserted = self._insert(storage, new, ids)
-        outcomes = [(storage.namespace_path(relative), "new", ids[relative])
-                    for relative in inserted]
+        outcomes = [(storage, relative, "new", ids[relative]) for relative in inserted]
         lost = [relative for relative in new if relative not in inserted]
         if lost:
             # Inserted by another request since our lookup: refreshed like any entry.
@@ -182,17 +182,20 @@ class Sightings:
             by_depth.setdefault(_depth(relative), []).append(relative)
         table = CatalogFile.__table__
         inserted: set[str] = set()
-        kind, storage_id, execution_id = storage.kind, storage.id, self.execution_id
+        kind, storage_id = storage.kind, storage.id
         primary = storage_id if kind == "container" else None
         seen = storage.seen
+        top = "/" + storage.name
         for depth in sorted(by_depth):
             rows = []
             for relative in by_depth[depth]:
-                parent, _, name = relative.rpartition("/")
-                values = seen[relative]
-                rows.append((name or storage.name, ids.get(parent) if relative else None, kind,
-                             storage_id, primary, relative, storage.namespace_path(relative),
-                             *values[:8], 1, 0, 0, values[8], values[9], execution_id))
+                if relative:
+                    parent, _, name = relative.rpartition("/")
+                    head = (name, ids.get(parent), kind, storage_id, primary, relative,
+                            top + "/" + relative)
+                else:
+                    head = (storage.name, None, kind, storage_id, primary, relative, top)
+                rows.append(head + seen[relative])
             returned = set()
             for file_id, relative in insert_rows(self.session, table, NEW_COLUMNS, rows,
                                                  returning=("id", "path"),
@@ -210,7 +213,7 @@ class Sightings:
         return inserted
 
     def _refresh(self, storage: Storage, pairs: list[tuple[str, tuple]]
-                 ) -> list[tuple[str, str, int]]:
+                 ) -> list[tuple[Storage, str, str, int]]:
         """Entries the catalog held: their attributes as seen now, and their checksum
         cleared when they changed without being hashed (what it hashed to is stale)."""
         keeping, replacing = [], []
@@ -221,15 +224,16 @@ class Sightings:
             changed = has_changed(
                 Known(file_id, known_type, known_size, known_mtime, known_checksum),
                 {"type": kind, "size": size, "modification_date": timestamp(mtime)})
-            row = (*values[:8], 1, 0, self.execution_id)
-            if values[8]:
-                replacing.append((*row, values[8], values[9], file_id))
+            row = (*values[:10], self.execution_id)
+            checksum, algorithm = values[11:13]
+            if checksum:
+                replacing.append((*row, checksum, algorithm, file_id))
             elif changed:
                 replacing.append((*row, None, None, file_id))
             else:
                 keeping.append((*row, file_id))
-            outcomes.append((storage.namespace_path(relative),
-                             "changed" if changed else "unchanged", file_id))
+            outcomes.append((storage, relative, "changed" if changed else "unchanged",
+                             file_id))
         table = CatalogFile.__table__
         update_rows(self.session, table, REFRESHED, keeping, unix_times=DATES)
         update_rows(self.session, table, REFRESHED_WITH_CHECKSUM, replacing, unix_times=DATES)
