@@ -130,6 +130,58 @@ def postgresql_copy(url: str, found: list, storage_id: int) -> None:
     engine.dispose()
 
 
+def tiermover_seen(url: str, found: list, execution_files: bool):
+    """What the server does with a scan's reports, without HTTP: the catalog's seen
+    entries (service/catalog_seen.py: lookup, insert with ids returned), and the
+    execution's files, one transaction per batch, on a migrated schema. Returns the
+    timed part, ready to run."""
+    from sqlalchemy.orm import Session
+
+    from tiermover.db.bulk import insert_rows
+    from tiermover.db.migrate import upgrade_to_head
+    from tiermover.db.models import Container, ExecutionFile
+    from tiermover.service.catalog_entries import Entries, Places
+    from tiermover.service.catalog_seen import Sightings
+
+    engine = create_engine(url)
+    upgrade_to_head(engine)
+    name = f"floors-{uuid.uuid4().hex[:8]}"
+    with Session(engine) as session, session.begin():
+        session.add(Container(name=name, root_path="/nowhere"))
+    rows = [(f"/{name}", "folder", 0, 0o40755, 0, 0, 0.0, 0.0, 0.0, None, None)]
+    folders = set()
+    for path, mode, size, uid, gid, mtime, atime, ctime in found:
+        folder = path.rpartition("/")[0]
+        while folder and folder not in folders:  # a scan reports folders first
+            folders.add(folder)
+            rows.append((f"/{name}{folder}", "folder", 0, 0o40755, uid, gid, mtime, atime,
+                         ctime, None, None))
+            folder = folder.rpartition("/")[0]
+        rows.append((f"/{name}{path}", "file", size, mode, uid, gid, mtime, atime, ctime,
+                     None, None))
+    execution = "f" * 32
+
+    def run() -> None:
+        with engine.connect() as connection:  # execution_files names an execution
+            if execution_files and engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            elif execution_files:
+                connection.exec_driver_sql("SET session_replication_role = replica")
+            for start in range(0, len(rows), BATCH):
+                with Session(bind=connection) as session:
+                    outcomes = Sightings(session, execution, Places(session),
+                                         Entries(session)).apply(rows[start:start + BATCH])
+                    if execution_files:
+                        insert_rows(session, ExecutionFile.__table__,
+                                    ("execution_id", "file_id", "outcome"),
+                                    [(execution, file_id, outcome)
+                                     for _, _, outcome, file_id in outcomes])
+                    session.commit()
+        engine.dispose()
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=200_000)
@@ -168,6 +220,11 @@ def main() -> None:
               lambda: core_insert(url, found, 2, returning=False))
         timed("SQLite: SQLAlchemy Core INSERT ... RETURNING id", len(found),
               lambda: core_insert(url, found, 3, returning=True))
+        tiermover_url = f"sqlite:///{workdir / 'tiermover.db'}"
+        timed("SQLite: tiermover's seen entries (catalog_seen)", len(found),
+              tiermover_seen(tiermover_url, found, execution_files=False))
+        timed("SQLite: the same + the execution's files", len(found),
+              tiermover_seen(tiermover_url, found, execution_files=True))
         if args.postgresql:
             schema = f"floors_{uuid.uuid4().hex[:8]}"
             admin = create_engine(args.postgresql)
@@ -183,9 +240,17 @@ def main() -> None:
                 timed("PostgreSQL: SQLAlchemy Core INSERT ... RETURNING id", len(found),
                       lambda: core_insert(pg_url, found, 3, returning=True))
                 timed("PostgreSQL: COPY", len(found), lambda: postgresql_copy(pg_url, found, 4))
+                with admin.begin() as connection:  # the migrations' own schema
+                    connection.execute(text(f"CREATE SCHEMA {schema}_tm"))
+                tm_url = f"{args.postgresql}?options=-csearch_path%3D{schema}_tm"
+                timed("PostgreSQL: tiermover's seen entries (catalog_seen)", len(found),
+                      tiermover_seen(tm_url, found, execution_files=False))
+                timed("PostgreSQL: the same + the execution's files", len(found),
+                      tiermover_seen(tm_url, found, execution_files=True))
             finally:
                 with admin.begin() as connection:
                     connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+                    connection.execute(text(f"DROP SCHEMA IF EXISTS {schema}_tm CASCADE"))
                 admin.dispose()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
