@@ -65,7 +65,8 @@ def one_of(session: Session, column, values: list[str]):
 # more per row than the database's own work once a batch holds thousands (a scan's). The
 # ones below take rows as tuples in a given column order, apply only the columns' own
 # conversions (dates), and hand the driver one statement for many rows: on SQLite a
-# multi-row VALUES (or an executemany), on PostgreSQL one array per column (`unnest`).
+# multi-row VALUES (or an executemany), on PostgreSQL a COPY into a temporary table and
+# one statement from there.
 
 def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
            unix_times: Collection[str] = ()) -> Sequence:
@@ -185,13 +186,10 @@ def update_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
     connection = session.connection()
     values = _bound(session, table, [*columns, key], rows, unix_times)
     if session.get_bind().dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{kind}"
-                           for kind in _array_types(session, table, [*columns, key]))
+        staging = _staged(session, table, [*columns, key], values)
         assignments = ", ".join(f"{name} = v.{name}" for name in columns)
-        statement = (f"UPDATE {table.name} SET {assignments} FROM unnest({arrays}) "
-                     f"AS v({', '.join([*columns, key])}) WHERE {table.name}.{key} = v.{key}")
-        for batch in chunks(values, 20_000):
-            connection.exec_driver_sql(statement, tuple(list(column) for column in zip(*batch)))
+        connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} FROM {staging} AS v "
+                                   f"WHERE {table.name}.{key} = v.{key}")
         return
     assignments = ", ".join(f"{name} = ?" for name in columns)
     connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE {key} = ?",
