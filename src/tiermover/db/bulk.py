@@ -159,20 +159,17 @@ def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
             f"ON CONFLICT DO NOTHING{back}")
         return result.all() if returning else found
+    # Multi-row VALUES, also without RETURNING: half the cost per row of an executemany.
     group = "(" + ", ".join("?" * len(columns)) + ")"
-    if not returning:
-        connection.exec_driver_sql(
-            f"INSERT INTO {table.name} ({names}) VALUES {group} ON CONFLICT DO NOTHING",
-            [tuple(row) for row in values])
-        return found
     size = _sqlite_rows_per_statement(session, len(columns))
     for batch in chunks(values, size):
         statement = (f"INSERT INTO {table.name} ({names}) VALUES "
                      f"{', '.join([group] * len(batch))} ON CONFLICT DO NOTHING{back}")
         result = connection.exec_driver_sql(statement,
                                             tuple(itertools.chain.from_iterable(batch)))
-        # The driver's own tuples: a Row object each would cost more than the insert.
-        found += result.cursor.fetchall()
+        if returning:
+            # The driver's own tuples: a Row object each would cost more than the insert.
+            found += result.cursor.fetchall()
         result.close()
     return found
 

@@ -51,8 +51,8 @@ class ScanWorkflow(Workflow):
             row = (found.namespace_path, entry.type, entry.size, entry.mode, entry.uid,
                    entry.gid, entry.mtime, entry.atime, entry.ctime)
             if algorithm:
-                checksum = self._hash(found, algorithm, context) if entry.type == "file" \
-                    else None
+                checksum = (self._hash(found, algorithm, context) if entry.type == "file"
+                            else None)
                 row += (checksum, algorithm if checksum else None)
             seen.append(row)
         return ItemResult("done", size=item.size, seen=seen,
