@@ -6,11 +6,15 @@ SQLAlchemy builds it per dialect; these helpers pick the right one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import itertools
+import zlib
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from sqlalchemy import Text, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from tiermover.db.base import unix_time_binder
 
 # Rows per statement: under SQLite's bound-parameter limit with a dozen columns a row,
 # and big enough that a statement's overhead is spread thin.
@@ -53,3 +57,171 @@ def one_of(session: Session, column, values: list[str]):
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, values, type_=postgresql.ARRAY(Text)))
     return column.in_(values)
+
+
+# --- rows as tuples, straight to the driver ---------------------------------------------
+#
+# The helpers above go through SQLAlchemy's statement and parameter handling, which costs
+# more per row than the database's own work once a batch holds thousands (a scan's). The
+# ones below take rows as tuples in a given column order, apply only the columns' own
+# conversions (dates), and hand the driver one statement for many rows: on SQLite a
+# multi-row VALUES (or an executemany), on PostgreSQL a COPY into a temporary table and
+# one statement from there.
+
+def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
+           unix_times: Collection[str] = ()) -> Sequence:
+    """The rows with each column's bind conversion applied (dates to what the driver
+    takes). Columns named in `unix_times` hold Unix times (floats) for date columns.
+    Other values repeat a lot (a scan's constant columns), so each distinct one is
+    converted once."""
+    dialect = session.get_bind().dialect
+    from_unix = unix_time_binder(dialect)
+    # The dialect's own type (SQLite's DATETIME writes the text SQLAlchemy reads back),
+    # under the column's decorator (UTCDateTime).
+    processors = [(index, processor, {}) for index, name in enumerate(columns)
+                  if name not in unix_times and (processor := table.c[name].type.dialect_impl(
+                      dialect).bind_processor(dialect)) is not None]
+    times = [index for index, name in enumerate(columns) if name in unix_times]
+    if not processors and not times:
+        return rows
+    converted = []
+    dates: dict = {}  # a file's three dates are often one
+    for row in rows:
+        row = list(row)
+        for index in times:
+            value = row[index]
+            if value is not None:
+                try:
+                    row[index] = dates[value]
+                except KeyError:
+                    row[index] = dates[value] = from_unix(value)
+        for index, processor, seen in processors:
+            value = row[index]
+            if value is not None:
+                try:
+                    row[index] = seen[value]
+                except KeyError:
+                    row[index] = seen[value] = processor(value)
+        converted.append(row)
+    return converted
+
+
+def _sqlite_rows_per_statement(session: Session, columns: int) -> int:
+    connection = session.connection().connection.driver_connection
+    try:
+        import sqlite3
+        limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # Python before 3.11
+        limit = 999
+    return max(1, min(1000, limit // columns))
+
+
+def _array_types(session: Session, table, columns: Sequence[str]) -> list[str]:
+    dialect = session.get_bind().dialect
+    return [table.c[name].type.compile(dialect) + "[]" for name in columns]
+
+
+def _staged(session: Session, table, columns: Sequence[str], rows: Sequence) -> str:
+    """PostgreSQL: `rows` COPYed into a temporary table of `columns` (emptied first, and
+    at each commit); returns its name. COPY is the cheapest way into PostgreSQL by far,
+    and the driver writes its rows in C (parameters, arrays included, cost far more)."""
+    # One per table and set of columns, per connection (temporary tables are).
+    staging = f"staging_{table.name}_{zlib.crc32(' '.join(columns).encode()):08x}"
+    connection = session.connection()
+    names = ", ".join(columns)
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+        f"SELECT {names} FROM {table.name} WITH NO DATA")
+    connection.exec_driver_sql(f"TRUNCATE {staging}")
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    return staging
+
+
+def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
+                returning: Sequence[str] = (), unix_times: Collection[str] = ()) -> list[tuple]:
+    """Insert `rows` (tuples in `columns` order) into `table`; a row whose unique key
+    already exists is left as it is. Returns the `returning` columns of the rows actually
+    inserted (in no particular order). Date columns named in `unix_times` are given as
+    Unix times."""
+    if not rows:
+        return []
+    connection = session.connection()
+    names = ", ".join(columns)
+    back = f" RETURNING {', '.join(returning)}" if returning else ""
+    values = _bound(session, table, columns, rows, unix_times)
+    found: list[tuple] = []
+    if session.get_bind().dialect.name == "postgresql":
+        staging = _staged(session, table, columns, values)
+        result = connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
+            f"ON CONFLICT DO NOTHING{back}")
+        return result.all() if returning else found
+    # Multi-row VALUES, also without RETURNING: half the cost per row of an executemany.
+    group = "(" + ", ".join("?" * len(columns)) + ")"
+    size = _sqlite_rows_per_statement(session, len(columns))
+    for batch in chunks(values, size):
+        statement = (f"INSERT INTO {table.name} ({names}) VALUES "
+                     f"{', '.join([group] * len(batch))} ON CONFLICT DO NOTHING{back}")
+        result = connection.exec_driver_sql(statement,
+                                            tuple(itertools.chain.from_iterable(batch)))
+        if returning:
+            # The driver's own tuples: a Row object each would cost more than the insert.
+            found += result.cursor.fetchall()
+        result.close()
+    return found
+
+
+def update_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
+                key: str = "id", unix_times: Collection[str] = ()) -> None:
+    """Set `columns` of the rows whose `key` is each tuple's last value (the others are
+    the new values, in `columns` order; dates named in `unix_times` as Unix times)."""
+    if not rows:
+        return
+    connection = session.connection()
+    values = _bound(session, table, [*columns, key], rows, unix_times)
+    if session.get_bind().dialect.name == "postgresql":
+        staging = _staged(session, table, [*columns, key], values)
+        assignments = ", ".join(f"{name} = v.{name}" for name in columns)
+        connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} FROM {staging} AS v "
+                                   f"WHERE {table.name}.{key} = v.{key}")
+        return
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE {key} = ?",
+                               [tuple(row) for row in values])
+
+
+def rows_with(session: Session, table, columns: Sequence[str], where: dict,
+              column: str, values: Sequence, batch: int = 5000) -> list[tuple]:
+    """`columns` of the rows of `table` that match `where` (column: value) and whose
+    `column` is one of `values`, read as the columns' types read them (dates as aware
+    datetimes)."""
+    if not values:
+        return []
+    dialect = session.get_bind().dialect
+    connection = session.connection()
+    processors = [(index, processor) for index, name in enumerate(columns)
+                  if (processor := table.c[name].type.dialect_impl(dialect)
+                      .result_processor(dialect, None)) is not None]
+    postgres = dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    conditions = " AND ".join(f"{name} = {mark}" for name in where)
+    head = f"SELECT {', '.join(columns)} FROM {table.name} WHERE {conditions} AND {column}"
+    found = []
+    for part in chunks(values, batch):
+        if postgres:
+            kind = _array_types(session, table, [column])[0]
+            result = connection.exec_driver_sql(f"{head} = ANY(%s::{kind})",
+                                                (*where.values(), list(part)))
+        else:
+            result = connection.exec_driver_sql(
+                f"{head} IN ({', '.join('?' * len(part))})", (*where.values(), *part))
+        for row in result.all():
+            if processors:
+                row = list(row)
+                for index, processor in processors:
+                    row[index] = processor(row[index])
+            found.append(tuple(row))
+    return found

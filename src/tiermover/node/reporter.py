@@ -44,12 +44,15 @@ class HttpReporter:
         self._logs.append({"level": level, "msg": message, "status_percent": progress.percent})
 
     def item_finished(self, item: WorkItem, result: ItemResult, progress: Progress) -> None:
-        self._items.append({
+        body = {
             "key": item.key, "outcome": result.outcome, "size": result.size,
             "checksum": result.checksum, "destination": result.destination,
             "message": result.message, "warning": result.warning, "entry": result.entry,
             "changes": [change.as_dict() for change in result.changes],
-        })
+        }
+        if result.seen:
+            body["seen"] = {"columns": result.seen_columns, "rows": result.seen}
+        self._items.append(body)
         if len(self._items) >= MAX_BATCH_ITEMS:
             self.send(progress)
 

@@ -139,7 +139,7 @@ class _ReportPump:
                 if result.warning:
                     progress.warnings += 1
         self.reporter.item_finished(item, result, self.progress)
-        return len(result.changes)
+        return result.catalog_change_count
 
 
 class _Shared:
@@ -186,7 +186,7 @@ class _Shared:
         """Called by the stream that ran the item."""
         with self.counters:
             self.settled += planned
-        self.pump.put(("item", item, result, moved, planned), max(1, len(result.changes)))
+        self.pump.put(("item", item, result, moved, planned), max(1, result.catalog_change_count))
 
     def phase(self, status: str) -> None:
         with self.pump.lock:
@@ -249,7 +249,8 @@ def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Ou
         # one is walked again, so memory stays bounded whatever the tree.
         kept: deque[WorkItem] | None = deque()
         entries = 0
-        for item in workflow.plan():
+        # (A workflow that does not count first is counted as its items run, below.)
+        for item in workflow.plan() if workflow.counts_first else ():
             with shared.counters:
                 progress.to_process_files += 1
                 progress.to_process_size += item.size
@@ -268,7 +269,9 @@ def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Ou
         shared.phase("in_progress")
         if finished_keys:
             shared.log("info", f"resuming: {len(finished_keys)} items already done are kept")
-        if kept is not None:
+        if not workflow.counts_first:
+            pending = _counted_as_planned(workflow, finished_keys, shared)
+        elif kept is not None:
             pending = _taken(kept)
         else:
             pending = (item for item in workflow.plan() if item.key not in finished_keys)
@@ -294,6 +297,23 @@ def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Ou
         shared.log("error", str(error))
         return Outcome("error", str(error))
     return None
+
+
+def _counted_as_planned(workflow: Workflow, finished_keys: set[str], shared: _Shared):
+    """The plan in one walk: each item counted in the totals as it comes, and yielded
+    unless an earlier attempt finished it."""
+    progress = shared.progress
+    for item in workflow.plan():
+        with shared.counters:
+            progress.to_process_files += 1
+            progress.to_process_size += item.size
+            if item.key in finished_keys:
+                shared.settled += 1
+                progress.processed_files += 1
+                progress.processed_size += item.size
+                progress.finalized_files += 1
+                continue
+        yield item
 
 
 def _taken(items: deque[WorkItem]):

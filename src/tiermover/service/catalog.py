@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import CatalogFile, Task, TaskExecution, TaskOption
-from tiermover.service.catalog_changes import CatalogUpdate, attribute_values, sort_changes
+from tiermover.service.catalog_changes import CatalogUpdate, sort_changes
+from tiermover.service.catalog_entries import attribute_values
 from tiermover.service.namespace import Location
 
 

@@ -1,5 +1,6 @@
 """Applying what nodes report (`tiermover.workflows.base.CatalogChange`) to the catalog,
-one report batch at a time.
+one report batch at a time (the entries and places they name: `catalog_entries`; what
+a scan saw: `catalog_seen`).
 
 A scan reports thousands of entries per request, so nothing here works row by row:
 paths are resolved to storages once per name, missing entries (and their folders) are
@@ -12,252 +13,23 @@ with option full_report) can say what happened to each file.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
-from sqlalchemy import and_, bindparam, delete, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from tiermover.db.base import utcnow
-from tiermover.db.bulk import chunks, insert_ignoring_conflicts, one_of, upsert
+from tiermover.db.bulk import chunks, insert_rows, upsert
 from tiermover.db.models import (
-    BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, Tape, TapeLibrary,
-    TaskExecution,
+    BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, TaskExecution,
 )
-from tiermover.service.errors import ValidationFailed
-from tiermover.service.namespace import find_storage, split_namespace_path
+from tiermover.service.catalog_entries import (
+    TAPE, Entries, Place, Places, attribute_values, under,
+)
+from tiermover.service.catalog_seen import Sightings, seen_rows
 
-# What makes a namespace path need the full parse (and its refusals).
-SUSPECT = ("//", "/./", "/../", "\x00")
 BACKUP_ACTIONS = ("full_backup", "incremental_backup")
-# Copies on cartridges: a FileCopy only, never a catalog entry of their own.
-TAPE = "tape"
-# Modification dates compare to the millisecond: some storages keep no finer.
-DATE_TOLERANCE = 0.001
-
-
-def timestamp(seconds) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(float(seconds), tz=timezone.utc)
-
-
-def under(column, path: str):
-    """`column` is `path` or lies below it (namespace or storage-relative paths)."""
-    path = path.rstrip("/")
-    if not path:
-        return True
-    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return or_(column == path, column.like(escaped + "/%", escape="\\"))
-
-
-def tape_named(session: Session, library: str, barcode: str) -> int | None:
-    """The id of the cartridge `barcode` of the tape library called `library`."""
-    if not library or not barcode:
-        return None
-    return session.scalar(select(Tape.id).join(TapeLibrary, Tape.tape_library_id == TapeLibrary.id)
-                          .where(TapeLibrary.name == library, Tape.barcode == barcode))
-
-
-@dataclass(frozen=True)
-class Place:
-    """A namespace path resolved to its storage."""
-
-    kind: str
-    storage_id: int
-    storage_name: str
-    relative: str  # '' for the storage's root
-
-    @property
-    def key(self) -> tuple[str, int, str]:
-        return (self.kind, self.storage_id, self.relative)
-
-    def ancestors(self) -> list[Place]:
-        """Its folders, the storage's root first, then itself."""
-        parts = self.relative.split("/") if self.relative else []
-        return [Place(self.kind, self.storage_id, self.storage_name, "/".join(parts[:depth]))
-                for depth in range(len(parts) + 1)]
-
-    @property
-    def name(self) -> str:
-        return self.relative.rpartition("/")[2] if self.relative else self.storage_name
-
-    @property
-    def namespace_path(self) -> str:
-        return "/" + self.storage_name + ("/" + self.relative if self.relative else "")
-
-
-class Places:
-    """Resolves namespace paths, looking each storage name up once."""
-
-    def __init__(self, session: Session):
-        self.session = session
-        self._storages: dict[str, tuple[str, object] | None] = {}
-        self._tapes: dict[str, int | None] = {}
-
-    def locate(self, path: str | None) -> Place | None:
-        if not path:
-            return None
-        if path.startswith("/") and not any(part in path for part in SUSPECT) \
-                and not path.endswith(("/", "/.", "/..")):
-            # The common, plain path: a fraction of the cost of the full parse below.
-            name, _, relative = path[1:].partition("/")
-        else:
-            try:
-                name, relative = split_namespace_path(path, "path")
-            except ValidationFailed:
-                return None
-        if name not in self._storages:
-            self._storages[name] = find_storage(self.session, name)
-        found = self._storages[name]
-        if found is None:
-            return self._on_tape(name, relative)
-        kind, storage = found
-        return Place(kind, storage.id, storage.name, relative)
-
-    def _on_tape(self, library: str, relative: str) -> Place | None:
-        """`/<library>/<barcode>/<path in the archive>`: a copy on a cartridge. Its
-        "storage" is the tape, named `<library>/<barcode>` so that the place's namespace
-        path is the one reported."""
-        barcode, _, inside = relative.partition("/")
-        key = f"{library}/{barcode}"
-        if key not in self._tapes:
-            self._tapes[key] = tape_named(self.session, library, barcode)
-        tape_id = self._tapes[key]
-        return None if tape_id is None else Place(TAPE, tape_id, key, inside)
-
-
-@dataclass
-class Known:
-    """What the catalog held for an entry before this batch."""
-
-    id: int
-    type: str
-    size: int
-    mtime: datetime | None
-    checksum: str | None
-
-
-def _known(row) -> Known:
-    return Known(row.id, row.type, row.size, row.modification_date, row.checksum)
-
-
-class Entries:
-    """Catalog entries by place, created (as folders) where missing, a batch at a time."""
-
-    def __init__(self, session: Session):
-        self.session = session
-        self.by_key: dict[tuple[str, int, str], Known] = {}
-        self.created: set[tuple[str, int, str]] = set()
-
-    def ensure(self, places: Iterable[Place]) -> None:
-        wanted: dict[tuple, Place] = {}
-        for place in places:
-            for folder in place.ancestors():
-                if folder.key not in self.by_key:
-                    wanted[folder.key] = folder
-        if not wanted:
-            return
-        self._load(list(wanted.values()))
-        missing = [place for key, place in wanted.items() if key not in self.by_key]
-        # Parents first: each depth needs the ids of the one above.
-        by_depth: dict[int, list[Place]] = {}
-        for place in missing:
-            by_depth.setdefault(place.relative.count("/") + bool(place.relative), []).append(place)
-        for depth in sorted(by_depth):
-            level = by_depth[depth]
-            insert_ignoring_conflicts(self.session, CatalogFile, [self._new_row(place)
-                                                                  for place in level])
-            self._load(level)
-            self.created.update(place.key for place in level)
-        statistics.grew(self.session, len(missing))
-
-    def _new_row(self, place: Place) -> dict:
-        parent = None
-        if place.relative:
-            parent = self.by_key[place.ancestors()[-2].key].id
-        return {"name": place.name, "parent": parent, "storage_kind": place.kind,
-                "storage_id": place.storage_id,
-                "primary_id": place.storage_id if place.kind == "container" else None,
-                "path": place.relative, "file_path": place.namespace_path, "type": "folder",
-                "size": 0, "in_cache": 1, "offline": 0, "extern": 0}
-
-    def _load(self, places: list[Place]) -> None:
-        groups: dict[tuple[str, int], list[str]] = {}
-        for place in places:
-            groups.setdefault((place.kind, place.storage_id), []).append(place.relative)
-        for (kind, storage_id), paths in groups.items():
-            for batch in chunks(paths):
-                rows = self.session.execute(
-                    select(CatalogFile.id, CatalogFile.path, CatalogFile.type, CatalogFile.size,
-                           CatalogFile.modification_date, CatalogFile.checksum)
-                    .where(CatalogFile.storage_kind == kind, CatalogFile.storage_id == storage_id,
-                           one_of(self.session, CatalogFile.path, list(batch))))
-                for row in rows:
-                    self.by_key[(kind, storage_id, row.path)] = _known(row)
-
-    def __getitem__(self, place: Place) -> Known:
-        return self.by_key[place.key]
-
-
-class TableStatistics:
-    """Keeps PostgreSQL's idea of the catalog's size current while a scan fills it.
-
-    Until autovacuum next analyzes the table (up to a minute), PostgreSQL plans lookups
-    for the table's old, small size: sequential scans, each slower as the table grows.
-    """
-
-    # Analyzed again once it grew by half (and at least this many rows): a few ANALYZE
-    # (tens of milliseconds each) for a table growing from nothing to millions.
-    AT_LEAST = 2_000
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.pending = 0
-        self.analyzed_size = 0
-
-    def grew(self, session: Session, rows: int) -> None:
-        if not rows or session.get_bind().dialect.name != "postgresql":
-            return
-        with self.lock:
-            self.pending += rows
-            due = self.pending >= max(self.AT_LEAST, self.analyzed_size // 2)
-            if due:
-                self.analyzed_size += self.pending
-                self.pending = 0
-        if due:
-            session.execute(text("ANALYZE files"))
-
-
-statistics = TableStatistics()
-
-
-def attribute_values(attrs: dict) -> dict:
-    kind = attrs.get("type") or "file"
-    mode = attrs.get("mode")
-    uid = attrs.get("uid")
-    return {
-        "type": kind,
-        # Nodeum shows the mode as its octal digits: 100644.
-        "permission": int(oct(int(mode))[2:]) if mode is not None else None,
-        "size": 0 if kind == "folder" else int(attrs.get("size") or 0),
-        "change_date": timestamp(attrs.get("ctime")),
-        "modification_date": timestamp(attrs.get("mtime")),
-        "access_date": timestamp(attrs.get("atime")),
-        "uid": int(uid) if uid is not None else None,
-        "gid": int(attrs.get("gid") or 0) if uid is not None else None,
-    }
-
-
-def _changed(known: Known, values: dict) -> bool:
-    if known.size != values["size"] or known.type != values["type"]:
-        return True
-    before, after = known.mtime, values["modification_date"]
-    if before is None or after is None:
-        return before is not after
-    if before.tzinfo is None:
-        before = before.replace(tzinfo=timezone.utc)
-    return abs((before - after).total_seconds()) > DATE_TOLERANCE
 
 
 def move_backup_sets_off(session: Session, leaving) -> None:
@@ -291,7 +63,7 @@ class Batch:
     """The changes of one report, sorted by what they do."""
 
     written: list[tuple[dict, str]] = field(default_factory=list)  # (change, item outcome)
-    seen: list[dict] = field(default_factory=list)
+    seen: list[tuple] = field(default_factory=list)  # see catalog_seen.seen_rows
     removed: list[dict] = field(default_factory=list)
     verified: list[dict] = field(default_factory=list)
     held: list[dict] = field(default_factory=list)
@@ -314,11 +86,12 @@ def _item_changes(item: dict) -> list[dict]:
 def sort_changes(items: Iterable[dict]) -> Batch:
     batch = Batch()
     for item in items:
+        batch.seen += seen_rows(item)
         for change in _item_changes(item):
             op = change.get("op")
             if op == "written" and change.get("entry"):
                 batch.written.append((change, item.get("outcome", "done")))
-            elif op in ("seen", "removed", "verified", "held", "swept"):
+            elif op in ("removed", "verified", "held", "swept"):
                 getattr(batch, op).append(change)
     return batch
 
@@ -335,6 +108,9 @@ class CatalogUpdate:
         self.places = Places(session)
         self.entries = Entries(session)
         self.handled: list[Handled] = []
+        # The execution's files: file id -> its last outcome in this batch.
+        self.files: dict[int, str] = {}
+        self._collected = 0  # handled lines already in `files`
         self.now = utcnow()
 
     def apply(self, batch: Batch) -> list[Handled]:
@@ -485,30 +261,20 @@ class CatalogUpdate:
 
     # --- seen: a scan found the path --------------------------------------------------
 
-    def _see(self, seen: list[dict]) -> None:
-        located = [(change, place) for change in seen
-                   if (place := self.places.locate(change["path"])) is not None
-                   and change.get("entry")]
-        if not located:
+    def _see(self, seen: list[tuple]) -> None:
+        if not seen:
             return
-        self.entries.ensure([place for _, place in located])
-        updates = []
-        for change, place in located:
-            known = self.entries[place]
-            values = attribute_values(change["entry"])
-            new = place.key in self.entries.created
-            changed = not new and _changed(known, values)
-            row = {"id": known.id, **values, "in_cache": 1, "offline": 0,
-                   "seen_by": self.execution.id}
-            if change.get("checksum"):
-                row.update(checksum=change["checksum"], algorithm=change.get("algorithm"))
-            elif changed:
-                row.update(checksum=None, algorithm=None)  # what it hashed to is stale
-            updates.append(row)
-            outcome = "new" if new else "changed" if changed else "unchanged"
+        self._collect_files()
+        sightings = Sightings(self.session, self.execution.id, self.places, self.entries)
+        for storage, relative, outcome, file_id in sightings.apply(seen):
             if outcome != "unchanged" or self.full_report:
-                self.handled.append(Handled(place.namespace_path, outcome, known.id))
-        self._update_entries(updates)
+                # Only a full report logs each one: the execution's files are recorded
+                # from the ids, without a line object per file of a scan.
+                self.files[file_id] = outcome
+                if self.full_report:
+                    self.handled.append(Handled(storage.namespace_path(relative), outcome,
+                                                file_id))
+        self._collected = len(self.handled)
 
     # --- verified: a copy was re-read --------------------------------------------------
 
@@ -607,10 +373,16 @@ class CatalogUpdate:
 
     # --- the execution's files ---------------------------------------------------------
 
-    def _record_execution_files(self) -> None:
-        rows = {}
-        for line in self.handled:
+    def _collect_files(self) -> None:
+        """The handled lines since the last call, into the execution's files (the last
+        outcome of a file counts)."""
+        for line in self.handled[self._collected:]:
             if line.file_id is not None and line.outcome not in ("deleted", "removed"):
-                rows[line.file_id] = {"execution_id": self.execution.id, "file_id": line.file_id,
-                                      "outcome": line.outcome}
-        insert_ignoring_conflicts(self.session, ExecutionFile, rows.values())
+                self.files[line.file_id] = line.outcome
+        self._collected = len(self.handled)
+
+    def _record_execution_files(self) -> None:
+        self._collect_files()
+        insert_rows(self.session, ExecutionFile.__table__, ("execution_id", "file_id", "outcome"),
+                    [(self.execution.id, file_id, outcome)
+                     for file_id, outcome in self.files.items()])

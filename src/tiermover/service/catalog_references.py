@@ -16,7 +16,8 @@ from tiermover.db.models import (
     BackupSetFile, CatalogFile, FileCopy, Node, Task, TaskExecution, TaskOption,
 )
 from tiermover.service import queue
-from tiermover.service.catalog_changes import BACKUP_ACTIONS, under
+from tiermover.service.catalog_changes import BACKUP_ACTIONS
+from tiermover.service.catalog_entries import under
 from tiermover.service.errors import Forbidden, ValidationFailed
 from tiermover.service.execution_spec import source_paths
 from tiermover.service.storage import tape_spec

@@ -37,6 +37,7 @@ class CatalogChange:
     - "written": `path` now holds data (attributes in `entry`); with `copy_of`, it is a
       copy of that namespace path, with `checksum` computed in the same pass.
     - "seen": `path` exists with `entry` (a scan); refreshes or adds its catalog entry.
+      Scans report these as rows of ItemResult.seen instead, one tuple per entry.
     - "removed": `path` is gone; `keep_offline` keeps its entry (and copies) as offline,
       as a container file whose data now lives only in its copies.
     - "verified": the copy at `path` was re-read; `ok` says whether its checksum matched.
@@ -61,6 +62,12 @@ class CatalogChange:
                 if value not in (None, False) or key == "ok"}
 
 
+# The fields of one entry a scan saw, as ItemResult.seen holds them: the namespace path,
+# then CatalogChange.entry's values.
+SEEN_COLUMNS = ("path", "type", "size", "mode", "uid", "gid", "mtime", "atime", "ctime")
+SEEN_COLUMNS_HASHED = (*SEEN_COLUMNS, "checksum", "algorithm")
+
+
 @dataclass
 class ItemResult:
     outcome: str  # done | renamed | skipped | failed | missing | mismatch | removed
@@ -71,6 +78,15 @@ class ItemResult:
     destination: str | None = None  # namespace path written, for the catalog
     entry: dict | None = None  # its attributes (size, mode, dates...) for the catalog
     changes: list[CatalogChange] = field(default_factory=list)
+    # What a scan saw: changes of op "seen" as rows of `seen_columns` (a scan reports
+    # every entry of a tree; a tuple costs a fraction of a change and its dict, on the
+    # node, in the report's JSON and on the server).
+    seen: list[tuple] = field(default_factory=list)
+    seen_columns: tuple[str, ...] = SEEN_COLUMNS
+
+    @property
+    def catalog_change_count(self) -> int:
+        return len(self.changes) + len(self.seen)
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,11 @@ class Workflow(ABC):
     # Items run at once unless the task's option parallel_processing says otherwise:
     # several streams hide per-file latency (small files, fsync, object storage).
     default_streams = 4
+    # Whether the runner walks the plan a first time only to count it, so that progress
+    # runs against a known total. A workflow whose items cost little more than planning
+    # them (a scan: the walk is the work) says False: its items then run as the plan
+    # yields them, in one walk, and the totals grow as it goes.
+    counts_first = True
 
     def __init__(self, plan: ExecutionPlan):
         self.execution = plan

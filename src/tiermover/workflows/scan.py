@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tiermover.storage.checksums import new_hasher
-from tiermover.workflows.base import CatalogChange, ItemResult, RunContext, WorkItem, Workflow
+from tiermover.workflows.base import (
+    SEEN_COLUMNS, SEEN_COLUMNS_HASHED, CatalogChange, ItemResult, RunContext, WorkItem, Workflow,
+)
 from tiermover.workflows.sources import SourceFile, selected_files
 
 CHUNK = 500
@@ -22,6 +24,9 @@ CHUNK = 500
 
 class ScanWorkflow(Workflow):
     default_streams = 1  # a chunk is cheap; order keeps the catalog's parents first
+    # Counting first would walk the tree twice for the same lstat calls: the execution's
+    # totals grow as the scan goes instead.
+    counts_first = False
 
     def plan(self) -> Iterator[WorkItem]:
         chunk: list[SourceFile] = []
@@ -40,15 +45,18 @@ class ScanWorkflow(Workflow):
 
     def run(self, item: WorkItem, context: RunContext) -> ItemResult:
         algorithm = self.execution.options.get("file_checksum")
-        changes = []
+        seen = []
         for found in item.payload:
-            checksum = None
-            if algorithm and found.entry.type == "file":
-                checksum = self._hash(found, algorithm, context)
-            changes.append(CatalogChange("seen", found.namespace_path,
-                                         entry=found.entry.attributes(), checksum=checksum,
-                                         algorithm=algorithm if checksum else None))
-        return ItemResult("done", size=item.size, changes=changes)
+            entry = found.entry
+            row = (found.namespace_path, entry.type, entry.size, entry.mode, entry.uid,
+                   entry.gid, entry.mtime, entry.atime, entry.ctime)
+            if algorithm:
+                checksum = (self._hash(found, algorithm, context) if entry.type == "file"
+                            else None)
+                row += (checksum, algorithm if checksum else None)
+            seen.append(row)
+        return ItemResult("done", size=item.size, seen=seen,
+                          seen_columns=SEEN_COLUMNS_HASHED if algorithm else SEEN_COLUMNS)
 
     def _hash(self, found: SourceFile, algorithm: str, context: RunContext) -> str:
         hasher = new_hasher(algorithm)

@@ -11,7 +11,7 @@ from sqlalchemy import delete, or_
 from sqlalchemy.orm import Session
 
 from tiermover.db.models import ImportFile, Tape
-from tiermover.service.catalog_changes import attribute_values
+from tiermover.service.catalog_entries import attribute_values
 
 
 def import_index(session: Session, tape: Tape, files: list[dict]) -> int:

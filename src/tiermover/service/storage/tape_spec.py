@@ -127,7 +127,7 @@ def _source_paths(session: Session, task: Task) -> list[str]:
 
 
 def _under_any(column, paths: list[str]):
-    from tiermover.service.catalog_changes import under
+    from tiermover.service.catalog_entries import under
 
     return or_(*[under(column, path) for path in paths]) if paths else false()
 

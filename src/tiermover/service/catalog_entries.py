@@ -1,0 +1,263 @@
+"""Catalog entries and the places they stand for: namespace paths resolved to their
+storage, entries looked up (and created as folders where missing) a batch at a time, and
+how a node's stat attributes become catalog columns.
+
+Shared by everything that applies node reports to the catalog (`catalog_changes`,
+`catalog_seen`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import or_, select, text
+from sqlalchemy.orm import Session
+
+from tiermover.db.bulk import chunks, insert_ignoring_conflicts, one_of
+from tiermover.db.models import CatalogFile, Tape, TapeLibrary
+from tiermover.service.errors import ValidationFailed
+from tiermover.service.namespace import find_storage, split_namespace_path
+
+# Copies on cartridges: a FileCopy only, never a catalog entry of their own.
+TAPE = "tape"
+# Modification dates compare to the millisecond: some storages keep no finer.
+DATE_TOLERANCE = 0.001
+
+
+def timestamp(seconds) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(float(seconds), tz=timezone.utc)
+
+
+def under(column, path: str):
+    """`column` is `path` or lies below it (namespace or storage-relative paths)."""
+    path = path.rstrip("/")
+    if not path:
+        return True
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(column == path, column.like(escaped + "/%", escape="\\"))
+
+
+def tape_named(session: Session, library: str, barcode: str) -> int | None:
+    """The id of the cartridge `barcode` of the tape library called `library`."""
+    if not library or not barcode:
+        return None
+    return session.scalar(select(Tape.id).join(TapeLibrary, Tape.tape_library_id == TapeLibrary.id)
+                          .where(TapeLibrary.name == library, Tape.barcode == barcode))
+
+
+@dataclass(frozen=True)
+class Place:
+    """A namespace path resolved to its storage."""
+
+    kind: str
+    storage_id: int
+    storage_name: str
+    relative: str  # '' for the storage's root
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.kind, self.storage_id, self.relative)
+
+    def ancestors(self) -> list[Place]:
+        """Its folders, the storage's root first, then itself."""
+        parts = self.relative.split("/") if self.relative else []
+        return [Place(self.kind, self.storage_id, self.storage_name, "/".join(parts[:depth]))
+                for depth in range(len(parts) + 1)]
+
+    @property
+    def name(self) -> str:
+        return self.relative.rpartition("/")[2] if self.relative else self.storage_name
+
+    @property
+    def namespace_path(self) -> str:
+        return "/" + self.storage_name + ("/" + self.relative if self.relative else "")
+
+
+class Places:
+    """Resolves namespace paths, looking each storage name up once."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._storages: dict[str, tuple[str, int, str] | None] = {}
+        self._tapes: dict[str, int | None] = {}
+
+    def locate(self, path: str | None) -> Place | None:
+        found = self.split(path)
+        if found is None:
+            return None
+        name, relative = found
+        storage = self.storage(name)
+        if storage is None:
+            return self._on_tape(name, relative)
+        return Place(*storage, relative)
+
+    def split(self, path: str | None) -> tuple[str, str] | None:
+        """(storage name, path inside it), or None for a path that names nothing."""
+        if not path:
+            return None
+        if path[0] == "/" and "//" not in path and "/./" not in path and "/../" not in path \
+                and "\x00" not in path and not path.endswith(("/", "/.", "/..")):
+            # The common, plain path: a fraction of the cost of the full parse below.
+            name, _, relative = path[1:].partition("/")
+            return name, relative
+        try:
+            return split_namespace_path(path, "path")
+        except ValidationFailed:
+            return None
+
+    def storage(self, name: str) -> tuple[str, int, str] | None:
+        """(kind, id, name) of the container or NAS share called `name`."""
+        if name not in self._storages:
+            found = find_storage(self.session, name)
+            self._storages[name] = None if found is None else (found[0], found[1].id,
+                                                               found[1].name)
+        return self._storages[name]
+
+    def _on_tape(self, library: str, relative: str) -> Place | None:
+        """`/<library>/<barcode>/<path in the archive>`: a copy on a cartridge. Its
+        "storage" is the tape, named `<library>/<barcode>` so that the place's namespace
+        path is the one reported."""
+        barcode, _, inside = relative.partition("/")
+        key = f"{library}/{barcode}"
+        if key not in self._tapes:
+            self._tapes[key] = tape_named(self.session, library, barcode)
+        tape_id = self._tapes[key]
+        return None if tape_id is None else Place(TAPE, tape_id, key, inside)
+
+
+@dataclass
+class Known:
+    """What the catalog held for an entry before this batch."""
+
+    id: int
+    type: str
+    size: int
+    mtime: datetime | None
+    checksum: str | None
+
+
+def _known(row) -> Known:
+    return Known(row.id, row.type, row.size, row.modification_date, row.checksum)
+
+
+class Entries:
+    """Catalog entries by place, created (as folders) where missing, a batch at a time."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.by_key: dict[tuple[str, int, str], Known] = {}
+        self.created: set[tuple[str, int, str]] = set()
+
+    def ensure(self, places: Iterable[Place]) -> None:
+        wanted: dict[tuple, Place] = {}
+        for place in places:
+            for folder in place.ancestors():
+                if folder.key not in self.by_key:
+                    wanted[folder.key] = folder
+        if not wanted:
+            return
+        self._load(list(wanted.values()))
+        missing = [place for key, place in wanted.items() if key not in self.by_key]
+        # Parents first: each depth needs the ids of the one above.
+        by_depth: dict[int, list[Place]] = {}
+        for place in missing:
+            by_depth.setdefault(place.relative.count("/") + bool(place.relative), []).append(place)
+        for depth in sorted(by_depth):
+            level = by_depth[depth]
+            insert_ignoring_conflicts(self.session, CatalogFile, [self._new_row(place)
+                                                                  for place in level])
+            self._load(level)
+            self.created.update(place.key for place in level)
+        statistics.grew(self.session, len(missing))
+
+    def _new_row(self, place: Place) -> dict:
+        parent = None
+        if place.relative:
+            parent = self.by_key[place.ancestors()[-2].key].id
+        return {"name": place.name, "parent": parent, "storage_kind": place.kind,
+                "storage_id": place.storage_id,
+                "primary_id": place.storage_id if place.kind == "container" else None,
+                "path": place.relative, "file_path": place.namespace_path, "type": "folder",
+                "size": 0, "in_cache": 1, "offline": 0, "extern": 0}
+
+    def _load(self, places: list[Place]) -> None:
+        groups: dict[tuple[str, int], list[str]] = {}
+        for place in places:
+            groups.setdefault((place.kind, place.storage_id), []).append(place.relative)
+        for (kind, storage_id), paths in groups.items():
+            for batch in chunks(paths):
+                rows = self.session.execute(
+                    select(CatalogFile.id, CatalogFile.path, CatalogFile.type, CatalogFile.size,
+                           CatalogFile.modification_date, CatalogFile.checksum)
+                    .where(CatalogFile.storage_kind == kind, CatalogFile.storage_id == storage_id,
+                           one_of(self.session, CatalogFile.path, list(batch))))
+                for row in rows:
+                    self.by_key[(kind, storage_id, row.path)] = _known(row)
+
+    def __getitem__(self, place: Place) -> Known:
+        return self.by_key[place.key]
+
+
+class TableStatistics:
+    """Keeps PostgreSQL's idea of the catalog's size current while a scan fills it.
+
+    Until autovacuum next analyzes the table (up to a minute), PostgreSQL plans lookups
+    for the table's old, small size: sequential scans, each slower as the table grows.
+    """
+
+    # Analyzed again once it grew by half (and at least this many rows): a few ANALYZE
+    # (tens of milliseconds each) for a table growing from nothing to millions.
+    AT_LEAST = 2_000
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pending = 0
+        self.analyzed_size = 0
+
+    def grew(self, session: Session, rows: int) -> None:
+        if not rows or session.get_bind().dialect.name != "postgresql":
+            return
+        with self.lock:
+            self.pending += rows
+            due = self.pending >= max(self.AT_LEAST, self.analyzed_size // 2)
+            if due:
+                self.analyzed_size += self.pending
+                self.pending = 0
+        if due:
+            session.execute(text("ANALYZE files"))
+
+
+statistics = TableStatistics()
+
+
+def attribute_values(attrs: dict) -> dict:
+    kind = attrs.get("type") or "file"
+    mode = attrs.get("mode")
+    uid = attrs.get("uid")
+    return {
+        "type": kind,
+        # Nodeum shows the mode as its octal digits: 100644.
+        "permission": int(oct(int(mode))[2:]) if mode is not None else None,
+        "size": 0 if kind == "folder" else int(attrs.get("size") or 0),
+        "change_date": timestamp(attrs.get("ctime")),
+        "modification_date": timestamp(attrs.get("mtime")),
+        "access_date": timestamp(attrs.get("atime")),
+        "uid": int(uid) if uid is not None else None,
+        "gid": int(attrs.get("gid") or 0) if uid is not None else None,
+    }
+
+
+def has_changed(known: Known, values: dict) -> bool:
+    """Whether the entry's content differs from what the catalog knew (size, type, or
+    modification date beyond the tolerance)."""
+    if known.size != values["size"] or known.type != values["type"]:
+        return True
+    before, after = known.mtime, values["modification_date"]
+    if before is None or after is None:
+        return before is not after
+    if before.tzinfo is None:
+        before = before.replace(tzinfo=timezone.utc)
+    return abs((before - after).total_seconds()) > DATE_TOLERANCE

@@ -1,0 +1,122 @@
+"""The many-row helpers that hand tuples straight to the driver (db/bulk.py insert_rows,
+update_rows): what they store must read back exactly as what the ORM stores, on SQLite
+and PostgreSQL, with the migrations' real schema."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from conftest import BACKENDS
+from tiermover.db.bulk import insert_rows, update_rows
+from tiermover.db.migrate import upgrade_to_head
+from tiermover.db.models import CatalogFile
+from tiermover.db.session import make_engine
+
+COLUMNS = ("name", "parent", "storage_kind", "storage_id", "path", "file_path", "type",
+           "size", "modification_date", "in_cache", "offline", "extern")
+
+
+def row(path: str, parent: int | None, date: datetime) -> tuple:
+    return (path.rpartition("/")[2] or "root", parent, "nas_share", 7, path, f"/share/{path}",
+            "file", 3, date, 1, 0, 0)
+
+
+@pytest.fixture
+def engine(fresh_database):
+    engine = make_engine(fresh_database.url)
+    upgrade_to_head(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize("fresh_database", BACKENDS, indirect=True)
+def test_inserted_rows_return_their_ids_and_read_back_like_orm_rows(engine):
+    whole_second = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+    fraction = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=timezone.utc)
+    table = CatalogFile.__table__
+    with Session(engine) as session, session.begin():
+        root = insert_rows(session, table, COLUMNS, [row("", None, whole_second)],
+                           returning=("id", "path"))
+        assert [path for _, path in root] == [""]
+        root_id = root[0][0]
+        returned = insert_rows(session, table, COLUMNS,
+                               [row(f"f{n}", root_id, fraction if n % 2 else whole_second)
+                                for n in range(1500)],  # more than one statement's worth
+                               returning=("id", "path"))
+        # One already there: left as it is, and not returned.
+        again = insert_rows(session, table, COLUMNS,
+                            [row("f0", None, fraction), row("late", root_id, fraction)],
+                            returning=("id", "path"))
+        session.add(CatalogFile(name="orm", parent=root_id, storage_kind="nas_share",
+                                storage_id=7, path="orm", file_path="/share/orm", type="file",
+                                modification_date=whole_second))
+    assert len(returned) == 1500 and {path for _, path in returned} == {
+        f"f{n}" for n in range(1500)}
+    assert [path for _, path in again] == ["late"]
+    with Session(engine) as session, session.begin():
+        # What COPY and SQL text would need escaped goes through as it is.
+        odd = "we\\ird\ttab\nline 'quoted' \"double\" %s ?"
+        assert [path for _, path in insert_rows(session, table, COLUMNS,
+                                                [row(odd, root_id, fraction)],
+                                                returning=("id", "path"))] == [odd]
+    with Session(engine) as session:
+        by_path = {entry.path: entry for entry in session.scalars(
+            select(CatalogFile).where(CatalogFile.storage_id == 7))}
+        assert by_path["f0"].parent == root_id and by_path["f0"].modification_date == whole_second
+        assert by_path["f1"].modification_date == fraction
+        assert by_path[odd].file_path == f"/share/{odd}"
+        assert {file_id for file_id, path in returned} == {by_path[p].id for _, p in returned}
+        # Dates compare in SQL as the ORM's do (SQLite keeps them as text).
+        same = session.scalars(select(CatalogFile.path).where(
+            CatalogFile.storage_id == 7, CatalogFile.modification_date == whole_second,
+            CatalogFile.path.in_(["f0", "orm"]))).all()
+        assert sorted(same) == ["f0", "orm"]
+        if engine.dialect.name == "sqlite":
+            stored = dict(session.execute(text(
+                "SELECT path, modification_date FROM files WHERE path IN ('f0', 'orm')")).all())
+            assert stored["f0"] == stored["orm"]
+
+
+@pytest.mark.parametrize("fresh_database", BACKENDS, indirect=True)
+def test_dates_given_as_unix_times_read_back_like_datetimes(engine):
+    table = CatalogFile.__table__
+    moments = [datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc),
+               datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=timezone.utc),
+               datetime(1999, 12, 31, 23, 59, 59, 500_000, tzinfo=timezone.utc)]
+    with Session(engine) as session, session.begin():
+        insert_rows(session, table, COLUMNS,
+                    [row(f"d{n}", None, moment.timestamp()) for n, moment in enumerate(moments)],
+                    unix_times=("modification_date",))
+        insert_rows(session, table, COLUMNS,
+                    [row(f"e{n}", None, moment) for n, moment in enumerate(moments)])
+        file_id = session.scalar(select(CatalogFile.id).where(CatalogFile.path == "d0"))
+        update_rows(session, table, ("access_date",), [(moments[2].timestamp(), file_id)],
+                    unix_times=("access_date",))
+    with Session(engine) as session:
+        found = {entry.path: entry for entry in session.scalars(select(CatalogFile))}
+        assert [found[f"d{n}"].modification_date for n in range(3)] == moments
+        assert found["d0"].access_date == moments[2]
+        if engine.dialect.name == "sqlite":
+            stored = dict(session.execute(text("SELECT path, modification_date FROM files")).all())
+            assert [stored[f"d{n}"] for n in range(3)] == [stored[f"e{n}"] for n in range(3)]
+
+
+@pytest.mark.parametrize("fresh_database", BACKENDS, indirect=True)
+def test_updated_rows_take_their_new_values_by_id(engine):
+    table = CatalogFile.__table__
+    date = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    with Session(engine) as session, session.begin():
+        ids = dict((path, file_id) for file_id, path in insert_rows(
+            session, table, COLUMNS, [row(f"u{n}", None, date) for n in range(3)],
+            returning=("id", "path")))
+        later = datetime(2026, 4, 1, 8, 30, tzinfo=timezone.utc)
+        update_rows(session, table, ("size", "modification_date", "checksum"),
+                    [(10, later, "abc", ids["u0"]), (20, None, None, ids["u2"])])
+    with Session(engine) as session:
+        found = {entry.path: (entry.size, entry.modification_date, entry.checksum)
+                 for entry in session.scalars(select(CatalogFile))}
+    assert found == {"u0": (10, later, "abc"), "u1": (3, date, None), "u2": (20, None, None)}
