@@ -105,6 +105,12 @@ class Backend(ABC):
     @abstractmethod
     def set_times(self, path: str, atime: float, mtime: float) -> None: ...
 
+    def listed_paths(self, path: str, limit: int) -> frozenset[str] | None:
+        """Every path below `path` (files and folders, as `stat` takes them), when one
+        listing tells them for less than a `stat` per path and there are at most `limit`;
+        None otherwise. The default is None: a local stat is one system call."""
+        return None
+
     def remove_folder(self, path: str) -> bool:
         """Remove an empty folder; False (and nothing done) when it is not empty.
         Object storage has no folders to remove: the default does nothing."""

@@ -304,6 +304,25 @@ class S3Backend(Backend):
         if held is not None:
             yield held
 
+    def listed_paths(self, path: str, limit: int) -> frozenset[str] | None:
+        """One listing of the subtree (a request per thousand objects, where `stat`
+        takes a HEAD and, for a missing path, a listing): its objects and their folders."""
+        base = self.key(path)
+        paths: set[str] = set()
+        try:
+            for page in obstore.list(self.store, prefix=base + "/" if base else None,
+                                     chunk_size=min(1000, limit + 1)):
+                for meta in page:
+                    relative = self._relative(meta["path"])
+                    while relative and relative not in paths:
+                        paths.add(relative)
+                        relative = relative.rpartition("/")[0]
+                    if len(paths) > limit:
+                        return None
+        except (BaseError, OSError) as error:
+            raise self._failure(error, base, "listing it") from error
+        return frozenset(paths)
+
     def _page_entries(self, page, metadata: bool = True) -> Iterator[Entry]:
         """A listing page's objects in key order. The listing holds no user metadata: a
         HEAD per object brings the dates it keeps. A folder marker ("photos/", as consoles

@@ -25,6 +25,9 @@ from tiermover.workflows.verify import read_chunks
 # Destination folders recently made or seen, so that the files of one folder do not ask
 # the storage for it again each (a walk lists a folder's files together).
 FOLDERS_REMEMBERED = 256
+# A destination folder whose subtree one listing tells (object storage) answers its
+# files' conflict checks from that listing, while it holds at most this many paths.
+FOLDER_LISTED_AT_MOST = 1000
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ class CopyWorkflow(Workflow):
 
     def __init__(self, plan) -> None:
         super().__init__(plan)
-        self._folders_made: OrderedDict[str, None] = OrderedDict()
+        # folder -> what it held when first seen (Backend.listed_paths), or None
+        self._folders_made: OrderedDict[str, frozenset[str] | None] = OrderedDict()
         self._folders_lock = threading.Lock()
 
     @property
@@ -74,19 +78,24 @@ class CopyWorkflow(Workflow):
     def algorithm(self) -> str:
         return self.execution.options.get("file_checksum") or DEFAULT_ALGORITHM
 
-    def _make_folder(self, folder: str) -> None:
-        """Makes the destination folder if needed (unless made moments ago)."""
+    def _make_folder(self, folder: str) -> frozenset[str] | None:
+        """Makes the destination folder if needed (unless made moments ago). Returns the
+        paths below it when it was first seen, where one listing tells them (object
+        storage, see Backend.listed_paths), else None."""
         if not folder:
-            return
+            return None
         with self._folders_lock:
             if folder in self._folders_made:
                 self._folders_made.move_to_end(folder)
-                return
-        self.destination.backend.makedirs(folder)
+                return self._folders_made[folder]
+        backend = self.destination.backend
+        backend.makedirs(folder)
+        listed = backend.listed_paths(folder, FOLDER_LISTED_AT_MOST)
         with self._folders_lock:
-            self._folders_made[folder] = None
+            self._folders_made[folder] = listed
             if len(self._folders_made) > FOLDERS_REMEMBERED:
                 self._folders_made.popitem(last=False)
+        return listed
 
     @cached_property
     def flag(self) -> dict[str, bool]:
@@ -108,9 +117,22 @@ class CopyWorkflow(Workflow):
         if job.entry.type == "folder":
             self._make_folder(job.target_path)
             return self._written("done", job, job.target_path, None), None
-        self._make_folder(posixpath.dirname(job.target_path))
+        listed = self._make_folder(posixpath.dirname(job.target_path))
+        if listed is not None and job.target_path not in listed:
+            # Nothing there when the folder was listed. Something written there since is
+            # found when the copy takes its name (commit without replace): then the
+            # conflict is settled as if it had been there from the start.
+            try:
+                return self._copy_to(job, None, context)
+            except FileExistsError:
+                pass
+        return self._copy_to(job, backend.stat(job.target_path), context)
+
+    def _copy_to(self, job: CopyJob, existing: Entry | None,
+                 context: RunContext) -> tuple[ItemResult, Entry | None]:
+        """Copies a file, `existing` being what its target holds (None: nothing)."""
+        backend = self.destination.backend
         target = job.target_path
-        existing = backend.stat(target)
         policy = self.execution.conflict_resolution
         if existing is not None and self.execution.resumed:
             same = self._same_content(job, target)
