@@ -130,3 +130,35 @@ def test_a_conflict_appearing_after_the_listing_still_follows_the_policy(tmp_pat
         assert reader.read() == intruder
     with bucket.open_read("out/set/late (1).bin") as reader:
         assert b"".join(iter(lambda: reader.read(MiB), b"")) == original
+
+
+def planned_jobs(workflow) -> list:
+    jobs = []
+    for item in workflow.plan():
+        payload = item.payload
+        jobs += getattr(payload, "jobs", None) or [payload]
+    return [job for job in jobs if job.entry.type == "file"]
+
+
+def test_plans_that_need_dates_before_reading_walk_with_them(tmp_path, bucket, faults):
+    """A copy reads a file's dates when it reads the file, so its walk of a bucket skips
+    the HEAD per object; a tape archive (tar headers first) and a duplication (skips by
+    date) still walk with them."""
+    from tiermover.workflows.duplication import DuplicationWorkflow
+    from tiermover.workflows.tape_archive import tape_variant
+
+    writer = bucket.begin_write("set/dated.bin")
+    writer.write(b"dated")
+    writer.commit(replace=True)
+    bucket.set_times("set/dated.bin", atime=1_500_000_000.0, mtime=1_600_000_000.5)
+    source = location("bucket", bucket, "set")
+    destination = location("share", LocalBackend(tmp_path), "")
+    for workflow_class, dated in ((CopyWorkflow, False), (tape_variant(CopyWorkflow), True),
+                                  (DuplicationWorkflow, True)):
+        plan = ExecutionPlan("copy", [source], [destination])
+        faults.clear()
+        [job] = planned_jobs(workflow_class(plan))
+        # (rclone serve s3 lists an object's mtime as its Last-Modified time: the
+        # atime, kept in metadata only, tells the two walks apart.)
+        assert (job.entry.atime == 1_500_000_000.0) is dated, workflow_class
+        assert (faults.count("HEAD", "dated.bin") == 1) is dated, workflow_class

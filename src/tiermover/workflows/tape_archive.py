@@ -119,6 +119,8 @@ class TapeArchiving:
     a pool of tapes: its plan decides what lands where, this writes it."""
 
     default_streams = 1  # one session at a time per execution
+    # A file's tar header (its dates, mode, owner) is written before its data is read.
+    plan_needs_dates = True
     moves = False  # a move: verify each file on tape, then delete its source
     duplicates = False  # a duplication: skip what the pool's cartridges already hold
 
