@@ -272,14 +272,13 @@ class TapeArchiving:
                         break
                     out.write(chunk)
                     context.add_bytes(len(chunk))
-            after = job.source.backend.stat(job.source_path)
+                after = job.source.backend.entry_read(reader, job.source_path)
         except TapeError:
             raise
         except BaseException:
             out.abort()
             raise
-        if after is None or after.size != entry.size or after.mtime != entry.mtime \
-                or out.written != entry.size:
+        if after is None or not entry.same_version(after) or out.written != entry.size:
             out.abort()
             return None
         return out.commit()
