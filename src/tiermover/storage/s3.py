@@ -54,6 +54,10 @@ DEFAULT_PART_SIZE = 8 * 1024 * 1024
 DEFAULT_UPLOAD_CONCURRENCY = 4
 DEFAULT_ATTEMPTS = 5
 READ_CHUNK = 1024 * 1024
+# obstore gathers what the connection receives into chunks of at least this size (each
+# a new bytes object). Under the 1 MiB copies read, so that a chunk goes out whole: a
+# chunk larger than the read would be sliced, each slice a copy.
+STREAM_CHUNK = READ_CHUNK // 2
 FILE_MODE = 0o100644
 FOLDER_MODE = 0o040755
 # Standard headers obstore reports among an object's attributes; the rest is user metadata.
@@ -353,7 +357,7 @@ class S3Backend(Backend):
             raise StorageError(f"{self.uri(key)}: no such object") from error
         except (BaseError, OSError) as error:
             raise self._failure(error, key, "opening it") from error
-        return _ObjectReader(self, key, result.stream(min_chunk_size=READ_CHUNK),
+        return _ObjectReader(self, key, result.stream(min_chunk_size=STREAM_CHUNK),
                              self._file_entry(key, result.meta, result.attributes))
 
     def entry_read(self, reader: BinaryIO, path: str) -> Entry | None:
