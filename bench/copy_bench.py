@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from harness import (  # bench/ is the script's folder, first on the path
     GiB, KiB, MiB, Processes, Tiermover, children_cpu_seconds, cpu_seconds, free_bytes,
     free_port, sync_filesystem, wait_until,
 )
+from s3_requests import CountingProxy, per_object_table
 
 S3_ACCESS_KEY = "bench-access"
 S3_SECRET_KEY = "bench-secret-key"
@@ -200,6 +202,10 @@ class CopyBench:
         self.rclone_env: dict[str, str] = {}
         self.s3_url = ""
         self.s3_process: subprocess.Popen | None = None
+        # --count-requests: a counting proxy in front of the S3 server, and what each run
+        # sent through it (by tool and direction, summed over the runs).
+        self.s3_proxy: CountingProxy | None = None
+        self.s3_requests: dict[str, Counter] = {}
         self.rows: list[Row] = []
 
     def log(self, message: str) -> None:
@@ -237,14 +243,18 @@ class CopyBench:
 
         wait_until(up, 30, "rclone serve s3")
         self.s3_process = process
+        endpoint = self.s3_url
+        if self.args.count_requests:
+            self.s3_proxy = CountingProxy(self.s3_url)
+            endpoint = self.s3_proxy.url
         for bucket in ("bench-src", "bench-dst"):
-            self.tiermover.add_bucket(bucket, self.s3_url, S3_REGION, S3_ACCESS_KEY, S3_SECRET_KEY)
+            self.tiermover.add_bucket(bucket, endpoint, S3_REGION, S3_ACCESS_KEY, S3_SECRET_KEY)
         self.tiermover.add_share("bench-s3files", self.workdir / "s3root" / "bench-src")
         # The node picks new storages up with its heartbeat: 2 shares + 2 buckets + 1.
         self.tiermover.wait_node("bench-node", storages=5)
         prefix = "RCLONE_CONFIG_BENCHS3_"
         self.rclone_env = {prefix + "TYPE": "s3", prefix + "PROVIDER": "Rclone",
-                           prefix + "ENDPOINT": self.s3_url, prefix + "REGION": S3_REGION,
+                           prefix + "ENDPOINT": endpoint, prefix + "REGION": S3_REGION,
                            prefix + "ACCESS_KEY_ID": S3_ACCESS_KEY,
                            prefix + "SECRET_ACCESS_KEY": S3_SECRET_KEY}
 
@@ -407,7 +417,19 @@ class CopyBench:
                             f"{destination.argument}/{data.name}"]
                     run = lambda argv=argv, d=destination: self.run_peer(argv, d.disk,
                                                                          self.rclone_env)
+                if self.s3_proxy is not None:
+                    self.s3_proxy.take()  # what came before (the node's bucket checks)
                 self.measure(rows[(tool, direction)], run, destination, expected, landed)
+                if self.s3_proxy is not None:
+                    self.s3_requests.setdefault(f"{tool:<10} {direction}", Counter()).update(
+                        self.s3_proxy.take())
+        if self.s3_proxy is not None:
+            self.s3_proxy.stop()
+            self.s3_proxy = None
+            print(f"\nS3 requests per object ({data.files} objects of "
+                  f"{data.size // MiB} MiB, {self.args.runs} runs):")
+            for line in per_object_table(self.s3_requests, data.files * self.args.runs):
+                print("  " + line)
         shutil.rmtree(source)
         self.rows += rows.values()
 
@@ -463,6 +485,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per tool (the median counts)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where data and copies go (default: a temporary directory)")
+    parser.add_argument("--count-requests", action="store_true",
+                        help="s3 set: count the requests each copy sends, through a proxy "
+                             "in front of the S3 server (which slows every copy: the times "
+                             "are then no measure)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the work directory's logs (server, node, S3 server)")
     args = parser.parse_args()

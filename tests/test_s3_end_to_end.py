@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime
 
 from conftest import sdk_client, unique
 from engine_fixtures import *  # noqa: F403 - engine, api, nodes, storage, action_task
 from engine_fixtures import action_task
 from engine_support import (
-    act, catalog_entry, latest_execution, logs, make_tree, tree_digest, wait_task,
+    act, catalog_entry, latest_execution, logs, make_tree, partial_files, tree_digest,
+    wait_task,
 )
 from s3_support import ACCESS_KEY, REGION, SECRET_KEY
 from s3_support import fault_proxy, s3_server  # noqa: F401 - fixtures, used by name
@@ -121,6 +123,49 @@ def test_a_failing_endpoint_fails_only_its_file_and_leaves_no_object(api, nodes,
                in m and "HTTP 500 after 5 attempts" in m for m in messages), messages
     assert tree_digest(in_bucket) == {k: v for k, v in tree_digest(tree / "dir0").items()
                                       if k != "file-00003.bin"}
+
+
+def test_objects_changed_or_gone_after_the_walk_are_not_written_nor_deleted(api, nodes, storage,
+                                                                           s3_server):
+    """A copy checks each object it reads against what the walk saw (the GET's own
+    answer, no request more): a new version is not written, a vanished one fails alone,
+    and a move deletes only what it copied."""
+    _, _, destination, destination_root = storage
+    bucket = register_bucket(api, s3_server)
+    objects = open_backend(s3_server.descriptor(bucket["name"]))
+    for name, size in (("a.bin", 6 * MiB), ("b.bin", MiB), ("c.bin", MiB)):
+        writer = objects.begin_write(f"live/{name}")
+        writer.write(os.urandom(size))
+        writer.commit(replace=True)
+    # 2 MiB/s and one stream: a.bin takes about three seconds, b and c wait their turn.
+    nodes("--bwlimit", str(2 * MiB))
+    task = action_task(api, "move", [f"/{bucket['name']}/live"], [f"/{destination}/out"],
+                       options={"parallel_processing": 1})
+    act(api, task["id"], "run")
+    deadline = time.monotonic() + 20
+    while not partial_files(destination_root):
+        assert time.monotonic() < deadline, "the copy never started writing"
+        time.sleep(0.02)
+    replaced = os.urandom(MiB)
+    writer = objects.begin_write("live/b.bin")
+    writer.write(replaced)
+    writer.commit(replace=True)
+    objects.remove("live/c.bin")
+    wait_task(api, task["id"], timeout=60)
+    execution = latest_execution(api, task["id"])
+    assert execution["status"] == "finished_with_warnings", execution
+    messages = [entry["msg"] for entry in logs(api, execution["id"])]
+    assert any(f"/{bucket['name']}/live/b.bin changed while it was copied" in m
+               for m in messages), messages
+    assert any(f"/{bucket['name']}/live/c.bin" in m and "no such object" in m
+               for m in messages), messages
+    landed = destination_root / "out" / "live"
+    assert sorted(p.name for p in landed.iterdir()) == ["a.bin"]
+    assert not partial_files(destination_root)
+    # a.bin moved; the new b.bin stays in the bucket, untouched.
+    assert objects.stat("live/a.bin") is None
+    with objects.open_read("live/b.bin") as reader:
+        assert reader.read() == replaced
 
 
 def test_a_cloud_pool_destination_writes_to_the_emptiest_bucket(api, engine, nodes, storage,

@@ -98,6 +98,41 @@ def test_stat_of_objects_prefixes_and_missing_paths(s3):
     assert walked["a/b/two.txt"] == entry
 
 
+def test_a_walk_without_metadata_asks_nothing_per_object(proxied, faults):
+    put(proxied, "w/dated.bin", b"dated")
+    proxied.set_times("w/dated.bin", atime=1_500_000_000.0, mtime=1_600_000_000.5)
+    put(proxied, "w/plain.bin", b"plain")
+    put(proxied, "w/empty.bin", b"")
+    full = {e.path: e for e in proxied.walk("w")}
+    before = faults.count("HEAD")
+    listed = {e.path: e for e in proxied.walk("w", metadata=False)}
+    # Only the empty object (it could be a folder marker) is looked up.
+    assert faults.count("HEAD") - before == 1
+    assert listed.keys() == full.keys()
+    for path, entry in listed.items():
+        assert (entry.type, entry.size, entry.version) == (full[path].type, full[path].size,
+                                                          full[path].version)
+        assert entry.version and full[path].same_version(entry)
+    assert full["w/dated.bin"].mtime == 1_600_000_000.5
+    assert listed["w/empty.bin"] == full["w/empty.bin"]
+
+
+def test_a_read_tells_what_it_read_without_asking_again(proxied, faults):
+    put(proxied, "r/blob.bin", os.urandom(2 * MiB))
+    proxied.set_times("r/blob.bin", atime=1_500_000_000.0, mtime=1_600_000_000.5)
+    walked = {e.path: e for e in proxied.walk("r")}["r/blob.bin"]
+    before = faults.count("HEAD")
+    with proxied.open_read("r/blob.bin") as reader:
+        while reader.read(MiB):
+            pass
+        read = proxied.entry_read(reader, "r/blob.bin")
+    assert faults.count("HEAD") == before
+    assert read == walked and (read.mtime, read.atime) == (1_600_000_000.5, 1_500_000_000.0)
+    # A new version of the object is a different version, whatever its size.
+    put(proxied, "r/blob.bin", os.urandom(2 * MiB))
+    assert not walked.same_version(proxied.stat("r/blob.bin"))
+
+
 def test_a_prefix_backend_sees_only_its_prefix(s3_server, s3, bucket):
     inner = backend_for(s3_server, bucket, prefix="a")
     assert [e.path for e in inner.walk("")] == ["b", "b/two.txt", "one.txt"]

@@ -278,3 +278,33 @@ def test_formatting_a_cartridge_forgets_the_copies_it_held(api, engine, nodes, t
     assert catalog_entry(api, f"/{source}/small/dir0/file-00000.bin")["tapes"] == []
     assert tar("-t", "-i", "-f", str(device / f"{entry['tapes'][0]}.tape")).split() == [
         f"{META_DIR}/label.json"]
+
+
+def test_a_source_changing_while_it_is_archived_is_not_on_tape(api, engine, nodes, tmp_path):
+    """Checked against the read (Backend.entry_read: for local files, a stat after it)."""
+    import os
+    import time
+
+    library, device, pool = library_with_pool(api, tmp_path, capacity=16 * MiB)
+    source, source_root = create_container(api, engine)
+    folder = source_root / "live"
+    folder.mkdir()
+    victim = folder / "growing.log"
+    victim.write_bytes(os.urandom(6 * MiB))
+    # 2 MiB/s: the file takes about three seconds to archive, time enough to change it.
+    nodes("--bwlimit", str(2 * MiB))
+    archive = to_pool(api, "copy", [f"/{source}/live"], pool)
+    act(api, archive["id"], "run")
+    deadline = time.monotonic() + 30
+    while not any(tape.stat().st_size > MiB for tape in device.glob("*.tape")):
+        assert time.monotonic() < deadline, "the archive never started writing"
+        time.sleep(0.02)
+    # Rewritten in place, same size (growth the tar writer sees by itself): only its
+    # date tells.
+    with victim.open("r+b") as handle:
+        handle.write(b"rewritten")
+    finished = wait_task(api, archive["id"], timeout=60)
+    lines = [line["msg"] for line in logs(api, latest_execution(api, archive["id"])["id"])]
+    assert finished["status"] == "finished_with_warnings", lines
+    assert any(f"/{source}/live/growing.log changed while it was written" in line
+               for line in lines), lines

@@ -31,10 +31,20 @@ class Entry:
     mode: int
     uid: int
     gid: int
+    # What identifies this version of a file's content where the storage says (an
+    # object's ETag); None where it does not (local files: their size and mtime do).
+    version: str | None = None
 
     @property
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+    def same_version(self, other: Entry) -> bool:
+        """Whether `other`, the same path seen again, still holds this content: the same
+        version where both entries have one, else the same size and mtime."""
+        if self.version and other.version:
+            return self.version == other.version and self.size == other.size
+        return self.size == other.size and self.mtime == other.mtime
 
     def attributes(self) -> dict:
         """The entry as nodes report it for the catalog (CatalogChange.entry)."""
@@ -61,12 +71,27 @@ class Backend(ABC):
     def stat(self, path: str) -> Entry | None: ...
 
     @abstractmethod
-    def walk(self, path: str) -> Iterator[Entry]:
+    def walk(self, path: str, metadata: bool = True) -> Iterator[Entry]:
         """Every entry below `path` (not `path` itself), folders before their contents,
-        in a stable order."""
+        in a stable order.
+
+        With `metadata=False` the caller needs each file's size and `version` only (its
+        dates, mode and owner come from `entry_read` once it is read): object storage
+        then skips the request per object that reads them, and its entries show the
+        listing's dates instead."""
 
     @abstractmethod
     def open_read(self, path: str) -> BinaryIO: ...
+
+    def entry_read(self, reader: BinaryIO, path: str) -> Entry | None:
+        """What the data `reader` (from `open_read(path)`) gave was, asked once it was read
+        to the end: its size, dates and version; None when the file is gone.
+
+        A file can change or go while it is read: by default it is looked at again after
+        the read, so that either shows. Object storage answers from the read itself (a
+        GET returns one version of an object, whole), without another request.
+        """
+        return self.stat(path)
 
     @abstractmethod
     def begin_write(self, path: str) -> AtomicWrite: ...
@@ -79,6 +104,12 @@ class Backend(ABC):
 
     @abstractmethod
     def set_times(self, path: str, atime: float, mtime: float) -> None: ...
+
+    def listed_paths(self, path: str, limit: int) -> frozenset[str] | None:
+        """Every path below `path` (files and folders, as `stat` takes them), when one
+        listing tells them for less than a `stat` per path and there are at most `limit`;
+        None otherwise. The default is None: a local stat is one system call."""
+        return None
 
     def remove_folder(self, path: str) -> bool:
         """Remove an empty folder; False (and nothing done) when it is not empty.

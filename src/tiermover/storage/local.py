@@ -212,10 +212,11 @@ class LocalBackend(Backend):
                 raise StorageError(f"cannot read {path}: {error.strerror}") from error
         return self._entry(path, info)
 
-    def walk(self, path: str) -> Iterator[Entry]:
+    def walk(self, path: str, metadata: bool = True) -> Iterator[Entry]:
         """Depth first, names sorted; symlinks are not followed (they are skipped).
 
-        Holds one open listing per level of depth, never the whole tree.
+        Holds one open listing per level of depth, never the whole tree. (`metadata`
+        changes nothing: the lstat of each entry reads it all.)
         """
         pending = [self._children(self._checked(path), path)]
         while pending:

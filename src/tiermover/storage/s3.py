@@ -54,6 +54,10 @@ DEFAULT_PART_SIZE = 8 * 1024 * 1024
 DEFAULT_UPLOAD_CONCURRENCY = 4
 DEFAULT_ATTEMPTS = 5
 READ_CHUNK = 1024 * 1024
+# obstore gathers what the connection receives into chunks of at least this size (each
+# a new bytes object). Under the 1 MiB copies read, so that a chunk goes out whole: a
+# chunk larger than the read would be sliced, each slice a copy.
+STREAM_CHUNK = READ_CHUNK // 2
 FILE_MODE = 0o100644
 FOLDER_MODE = 0o040755
 # Standard headers obstore reports among an object's attributes; the rest is user metadata.
@@ -102,6 +106,12 @@ def _parse_int(value: str | None, base: int = 10) -> int | None:
         return int(value, base) if value else None
     except ValueError:
         return None
+
+
+def _version(meta: dict) -> str | None:
+    """The ETag, which names the object's content: listings give it bare, HEAD and GET
+    answers in quotes."""
+    return (meta.get("e_tag") or "").strip('"') or None
 
 
 def _user_metadata(attributes: dict) -> dict[str, str]:
@@ -226,7 +236,16 @@ class S3Backend(Backend):
             atime=mtime if atime is None else atime, ctime=modified,
             mode=_parse_int(attributes.get("mode"), 8) or FILE_MODE,
             uid=_parse_int(attributes.get("uid")) or 0, gid=_parse_int(attributes.get("gid")) or 0,
+            version=_version(meta),
         )
+
+    def _listed_entry(self, meta: dict) -> Entry:
+        """An object as a listing shows it: size and ETag, and its Last-Modified time for
+        every date (the dates kept in its metadata take a HEAD, or the GET, to read)."""
+        modified = meta["last_modified"].timestamp()
+        return Entry(path=self._relative(meta["path"]), type="file", size=int(meta["size"]),
+                     mtime=modified, atime=modified, ctime=modified, mode=FILE_MODE, uid=0,
+                     gid=0, version=_version(meta))
 
     @staticmethod
     def _folder_entry(path: str, seen: float | None = None) -> Entry:
@@ -250,12 +269,13 @@ class S3Backend(Backend):
             raise self._failure(error, key, "listing it") from error
         return self._folder_entry(self._relative(key)) if first else None
 
-    def walk(self, path: str) -> Iterator[Entry]:
+    def walk(self, path: str, metadata: bool = True) -> Iterator[Entry]:
         """Every object below `path` in key order (S3's listing order, which keeps each
         folder's contents together), each folder just before its contents.
 
         One listing of the whole subtree, paged; memory does not grow with its size. The
-        objects' metadata (dates, mode) is read with HEAD requests, in parallel per page.
+        objects' metadata (dates, mode) is read with HEAD requests, in parallel per page;
+        with `metadata=False` only for the objects a listing leaves in doubt.
         """
         base = self.key(path)
         start = self._relative(base)
@@ -264,7 +284,7 @@ class S3Backend(Backend):
         held: Entry | None = None  # a file that could turn out to be a folder too
         try:
             for page in obstore.list(self.store, prefix=base or None, chunk_size=1000):
-                for entry in self._page_entries(page):
+                for entry in self._page_entries(page, metadata):
                     relative = entry.path[len(start):].lstrip("/") if start else entry.path
                     if not relative:
                         continue  # the object named like `path` itself
@@ -288,13 +308,46 @@ class S3Backend(Backend):
         if held is not None:
             yield held
 
-    def _page_entries(self, page) -> Iterator[Entry]:
+    def listed_paths(self, path: str, limit: int) -> frozenset[str] | None:
+        """One listing of the subtree (a request per thousand objects, where `stat`
+        takes a HEAD and, for a missing path, a listing): its objects and their folders."""
+        base = self.key(path)
+        paths: set[str] = set()
+        try:
+            for page in obstore.list(self.store, prefix=base + "/" if base else None,
+                                     chunk_size=min(1000, limit + 1)):
+                for meta in page:
+                    relative = self._relative(meta["path"])
+                    while relative and relative not in paths:
+                        paths.add(relative)
+                        relative = relative.rpartition("/")[0]
+                    if len(paths) > limit:
+                        return None
+        except (BaseError, OSError) as error:
+            raise self._failure(error, base, "listing it") from error
+        return frozenset(paths)
+
+    def _page_entries(self, page, metadata: bool = True) -> Iterator[Entry]:
         """A listing page's objects in key order. The listing holds no user metadata: a
         HEAD per object brings the dates it keeps. A folder marker ("photos/", as consoles
         make them) is listed without its slash and is not found by the HEAD: it is left
-        out, and its folder shows through what it holds."""
-        heads = _lookup_pool().map(self._head, [meta["path"] for meta in page])
-        yield from (entry for entry in heads if entry is not None)
+        out, and its folder shows through what it holds.
+
+        Without `metadata`, the listing's entry stands, except for the objects it cannot
+        vouch for: an empty one (a folder marker looks like an empty file) and one
+        without an ETag (its version, which a copy checks its read against)."""
+        pool = _lookup_pool()
+        if metadata:
+            heads = pool.map(self._head, [meta["path"] for meta in page])
+            yield from (entry for entry in heads if entry is not None)
+            return
+        looked_up = {meta["path"]: pool.submit(self._head, meta["path"]) for meta in page
+                     if not int(meta["size"]) or not _version(meta)}
+        for meta in page:
+            lookup = looked_up.get(meta["path"])
+            entry = self._listed_entry(meta) if lookup is None else lookup.result()
+            if entry is not None:
+                yield entry
 
     def open_read(self, path: str) -> BinaryIO:
         key = self.key(path)
@@ -304,7 +357,15 @@ class S3Backend(Backend):
             raise StorageError(f"{self.uri(key)}: no such object") from error
         except (BaseError, OSError) as error:
             raise self._failure(error, key, "opening it") from error
-        return _ObjectReader(self, key, result.stream(min_chunk_size=READ_CHUNK))
+        return _ObjectReader(self, key, result.stream(min_chunk_size=STREAM_CHUNK),
+                             self._file_entry(key, result.meta, result.attributes))
+
+    def entry_read(self, reader: BinaryIO, path: str) -> Entry | None:
+        """The object the GET answered with: the whole body a reader gives is that one
+        version (obstore refuses to resume a dropped read from a different one)."""
+        if isinstance(reader, _ObjectReader) and reader.entry.path == self._relative(self.key(path)):
+            return reader.entry
+        return self.stat(path)
 
     # --- writing --------------------------------------------------------------------------
     def begin_write(self, path: str) -> AtomicWrite:
@@ -415,11 +476,12 @@ class S3Backend(Backend):
 
 class _ObjectReader(io.RawIOBase):
     """An object's bytes as a file: a streamed GET (obstore resumes it with a ranged
-    request if the connection drops)."""
+    request if the connection drops). `entry` is the object the GET answered with."""
 
-    def __init__(self, backend: S3Backend, key: str, stream):
+    def __init__(self, backend: S3Backend, key: str, stream, entry: Entry):
         self._backend = backend
         self._key = key
+        self.entry = entry
         self._stream = stream
         self._chunk = b""
         self._offset = 0

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from tiermover.storage.base import StorageError, join
+from tiermover.storage.base import Entry, StorageError, join
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
 from tiermover.workflows.base import (
     CatalogChange, ItemResult, RunContext, StorageLocation, WorkItem, Workflow,
@@ -25,6 +25,9 @@ from tiermover.workflows.verify import read_chunks
 # Destination folders recently made or seen, so that the files of one folder do not ask
 # the storage for it again each (a walk lists a folder's files together).
 FOLDERS_REMEMBERED = 256
+# A destination folder whose subtree one listing tells (object storage) answers its
+# files' conflict checks from that listing, while it holds at most this many paths.
+FOLDER_LISTED_AT_MOST = 1000
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,15 @@ def renamed_candidate(path: str, attempt: int) -> str:
 
 
 class CopyWorkflow(Workflow):
+    # Whether the plan needs each file's dates before the file is copied. A copy takes
+    # them from the read itself (Backend.entry_read), so on object storage its walk
+    # saves a request per object.
+    plan_needs_dates = False
+
     def __init__(self, plan) -> None:
         super().__init__(plan)
-        self._folders_made: OrderedDict[str, None] = OrderedDict()
+        # folder -> what it held when first seen (Backend.listed_paths), or None
+        self._folders_made: OrderedDict[str, frozenset[str] | None] = OrderedDict()
         self._folders_lock = threading.Lock()
 
     @property
@@ -69,19 +78,24 @@ class CopyWorkflow(Workflow):
     def algorithm(self) -> str:
         return self.execution.options.get("file_checksum") or DEFAULT_ALGORITHM
 
-    def _make_folder(self, folder: str) -> None:
-        """Makes the destination folder if needed (unless made moments ago)."""
+    def _make_folder(self, folder: str) -> frozenset[str] | None:
+        """Makes the destination folder if needed (unless made moments ago). Returns the
+        paths below it when it was first seen, where one listing tells them (object
+        storage, see Backend.listed_paths), else None."""
         if not folder:
-            return
+            return None
         with self._folders_lock:
             if folder in self._folders_made:
                 self._folders_made.move_to_end(folder)
-                return
-        self.destination.backend.makedirs(folder)
+                return self._folders_made[folder]
+        backend = self.destination.backend
+        backend.makedirs(folder)
+        listed = backend.listed_paths(folder, FOLDER_LISTED_AT_MOST)
         with self._folders_lock:
-            self._folders_made[folder] = None
+            self._folders_made[folder] = listed
             if len(self._folders_made) > FOLDERS_REMEMBERED:
                 self._folders_made.popitem(last=False)
+        return listed
 
     @cached_property
     def flag(self) -> dict[str, bool]:
@@ -89,43 +103,63 @@ class CopyWorkflow(Workflow):
                 for name in ("reset_file_date", "reset_folder_date")}
 
     def plan(self) -> Iterator[WorkItem]:
-        for found in selected_files(self.execution):
+        for found in selected_files(self.execution, metadata=self.plan_needs_dates):
             yield WorkItem(key=found.key, size=found.entry.size,
                            payload=CopyJob(found, join(self.destination.path, found.landing)))
 
     def run(self, item: WorkItem, context: RunContext) -> ItemResult:
-        job: CopyJob = item.payload
+        return self.copy(item.payload, context)[0]
+
+    def copy(self, job: CopyJob, context: RunContext) -> tuple[ItemResult, Entry | None]:
+        """The item's result, and the source's entry as it was read (None when it was
+        not: a folder, a conflict skipped unread)."""
         backend = self.destination.backend
         if job.entry.type == "folder":
             self._make_folder(job.target_path)
-            return self._written("done", job, job.target_path, None)
-        self._make_folder(posixpath.dirname(job.target_path))
+            return self._written("done", job, job.target_path, None), None
+        listed = self._make_folder(posixpath.dirname(job.target_path))
+        if listed is not None and job.target_path not in listed:
+            # Nothing there when the folder was listed. Something written there since is
+            # found when the copy takes its name (commit without replace): then the
+            # conflict is settled as if it had been there from the start.
+            try:
+                return self._copy_to(job, None, context)
+            except FileExistsError:
+                pass
+        return self._copy_to(job, backend.stat(job.target_path), context)
+
+    def _copy_to(self, job: CopyJob, existing: Entry | None,
+                 context: RunContext) -> tuple[ItemResult, Entry | None]:
+        """Copies a file, `existing` being what its target holds (None: nothing)."""
+        backend = self.destination.backend
         target = job.target_path
-        existing = backend.stat(target)
         policy = self.execution.conflict_resolution
         if existing is not None and self.execution.resumed:
-            digest = self._same_content(job, target)
-            if digest is not None:
+            same = self._same_content(job, target)
+            if same is not None:
                 # Written by an earlier attempt whose report was lost (e.g. its node was
                 # killed): already done, not a conflict.
-                return self._written("done", job, target, digest)
+                digest, read = same
+                return self._written("done", job, target, digest, source=read), read
         if existing is not None and policy == "ignore":
-            same = self._same_content(job, target) is not None
+            same = self._same_content(job, target)
             message = (f"{self._namespace(target)} exists" +
                        ("" if same else " with different content") + ": skipped (ignore)")
-            return ItemResult("skipped", message=message, warning=not same)
+            return (ItemResult("skipped", message=message, warning=same is None),
+                    same[1] if same else None)
         if existing is not None and policy == "rename":
             attempt = 1
             while backend.stat(renamed_candidate(target, attempt)) is not None:
                 attempt += 1
             target = renamed_candidate(target, attempt)
-        checksum = self._copy_file(job, target, replace=policy == "overwrite", context=context)
+        checksum, read = self._copy_file(job, target, replace=policy == "overwrite",
+                                         context=context)
         if self.flag["reset_file_date"]:
-            backend.set_times(target, job.entry.atime, job.entry.mtime)
+            backend.set_times(target, read.atime, read.mtime)
         outcome = "renamed" if target != job.target_path else "done"
         message = (f"{self._namespace(job.target_path)} exists: written as "
                    f"{self._namespace(target)}") if outcome == "renamed" else None
-        return self._written(outcome, job, target, checksum, message)
+        return self._written(outcome, job, target, checksum, message, source=read), read
 
     def finish(self, context: RunContext) -> list[CatalogChange]:
         if not self.flag["reset_folder_date"]:
@@ -140,13 +174,15 @@ class CopyWorkflow(Workflow):
         return []
 
     def _written(self, outcome: str, job: CopyJob, target: str, checksum: str | None,
-                 message: str | None = None) -> ItemResult:
+                 message: str | None = None, source: Entry | None = None) -> ItemResult:
+        """`source`: the source's entry as it was read, when it was (the walk's entry may
+        lack its dates, see plan_needs_dates)."""
         destination = self._namespace(target)
         change = CatalogChange(
             "written", destination, entry=self._attributes(target), checksum=checksum,
             algorithm=self.algorithm if checksum else None,
             copy_of="/" + join(job.source.storage_name, job.source_path),
-            source_entry=job.entry.attributes())
+            source_entry=(source or job.entry).attributes())
         return ItemResult(outcome, size=job.entry.size, checksum=checksum, message=message,
                           destination=destination, changes=[change])
 
@@ -157,7 +193,9 @@ class CopyWorkflow(Workflow):
     def _namespace(self, path: str) -> str:
         return "/" + join(self.destination.storage_name, path)
 
-    def _copy_file(self, job: CopyJob, target: str, replace: bool, context: RunContext) -> str:
+    def _copy_file(self, job: CopyJob, target: str, replace: bool,
+                   context: RunContext) -> tuple[str, Entry]:
+        """The checksum of what was written, and the source's entry as it was read."""
         hasher = new_hasher(self.algorithm)
         # The source is opened first: a source that cannot be read leaves no temporary
         # file behind, and a temporary file means the copy is under way.
@@ -176,11 +214,11 @@ class CopyWorkflow(Workflow):
                     writer.write(chunk)
                     copied += len(chunk)
                     context.add_bytes(len(chunk))
-            after = job.source.backend.stat(job.source_path)
+                after = job.source.backend.entry_read(reader, job.source_path)
             if after is None:
                 raise StorageError(f"{job.found.namespace_path} vanished while it was copied; "
                                    "nothing was written")
-            if after.size != copied or after.mtime != job.entry.mtime:
+            if after.size != copied or not job.entry.same_version(after):
                 raise StorageError(
                     f"{job.found.namespace_path} changed while it was copied; nothing was "
                     "written, it will be copied again next run")
@@ -192,19 +230,24 @@ class CopyWorkflow(Workflow):
         except BaseException:
             writer.abort()
             raise
-        return hasher.hexdigest()
+        return hasher.hexdigest(), after
 
-    def _same_content(self, job: CopyJob, target: str) -> str | None:
-        """The checksum both files share, or None when they differ."""
+    def _same_content(self, job: CopyJob, target: str) -> tuple[str, Entry] | None:
+        """The checksum both files share and the source's entry as it was read, or None
+        when they differ."""
         existing = self.destination.backend.stat(target)
         if existing is None or existing.size != job.entry.size or existing.type != job.entry.type:
             return None
         digests = []
+        read = None
         for backend, path in ((job.source.backend, job.source_path),
                               (self.destination.backend, target)):
             hasher = new_hasher(self.algorithm)
             with backend.open_read(path) as reader:
                 for chunk in read_chunks(reader, self.execution.chunk_size):
                     hasher.update(chunk)
+                read = read or backend.entry_read(reader, path)
             digests.append(hasher.hexdigest())
-        return digests[0] if digests[0] == digests[1] else None
+        if digests[0] != digests[1] or read is None:
+            return None
+        return digests[0], read

@@ -13,6 +13,8 @@ from tiermover.workflows.copy import CopyJob, CopyWorkflow
 
 
 class DuplicationWorkflow(CopyWorkflow):
+    plan_needs_dates = True  # a file is recognised as duplicated by its size and date
+
     @property
     def flag(self) -> dict[str, bool]:
         # Dates are kept: they are how the next run recognises a file already duplicated.

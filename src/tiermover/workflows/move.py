@@ -1,4 +1,5 @@
-"""move: copy, re-read the copy to verify its checksum, and only then delete the source.
+"""move: copy, re-read the copy to verify its checksum, and only then delete the source,
+if it still holds the version that was copied.
 
 A container source keeps its catalog entries, marked offline (its data now lives in the
 copy); folders emptied on other storages are removed once every file has moved.
@@ -26,7 +27,7 @@ def is_container(location) -> bool:
 class MoveWorkflow(CopyWorkflow):
     def run(self, item: WorkItem, context: RunContext) -> ItemResult:
         job: CopyJob = item.payload
-        result = super().run(item, context)
+        result, read = self.copy(job, context)
         if job.entry.type == "folder":
             return result
         if result.outcome == "skipped" and not result.warning:
@@ -50,7 +51,17 @@ class MoveWorkflow(CopyWorkflow):
             result.message = (f"{written}: the copy reads back with checksum {reread}, not "
                               f"{result.checksum}; the source {job.found.namespace_path} is kept")
             return result
-        job.source.backend.remove(job.source_path)
+        # A copy checks that its source did not change while it was read; it may change
+        # after (an object's read checks nothing after its GET): only the version that
+        # was copied is deleted.
+        now = job.source.backend.stat(job.source_path)
+        if now is not None and read is not None and not read.same_version(now):
+            result.warning = True
+            result.message = (f"{job.found.namespace_path} changed after it was copied: "
+                              "kept, it will be moved again next run")
+            return result
+        if now is not None:
+            job.source.backend.remove(job.source_path)
         result.changes.append(CatalogChange("removed", job.found.namespace_path,
                                             keep_offline=is_container(job.source)))
         return result

@@ -23,6 +23,7 @@ ORDERS = {
     "mtime_asc": (lambda f: (f.entry.mtime, f.path), False),
     "mtime_desc": (lambda f: (f.entry.mtime, f.path), True),
 }
+DATE_ORDERS = {"mtime_asc", "mtime_desc"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def landing_name(plan: ExecutionPlan, source: StorageLocation) -> str:
     return posixpath.basename(source.path) or source.storage_name
 
 
-def _walk(plan: ExecutionPlan, filters: list[FileFilter], folders: bool) -> Iterator[SourceFile]:
+def _walk(plan: ExecutionPlan, filters: list[FileFilter], folders: bool,
+          metadata: bool = True) -> Iterator[SourceFile]:
     for index, source in enumerate(plan.sources):
         top = source.backend.stat(source.path)
         if top is None:
@@ -72,7 +74,7 @@ def _walk(plan: ExecutionPlan, filters: list[FileFilter], folders: bool) -> Iter
         landing = join(landing_name(plan, source))
         # Walks give clean relative paths: the landing path is a concatenation, not a
         # join (this runs once per entry of trees of millions).
-        for entry in [top] if top.type == "file" else _chain(top, source):
+        for entry in [top] if top.type == "file" else _chain(top, source, metadata):
             relative = entry.path[len(source.path):].lstrip("/") if source.path else entry.path
             found = SourceFile(index, source, entry.path, entry,
                                f"{landing}/{relative}" if relative else landing)
@@ -86,25 +88,31 @@ def _walk(plan: ExecutionPlan, filters: list[FileFilter], folders: bool) -> Iter
                 yield found
 
 
-def _chain(top: Entry, source: StorageLocation) -> Iterator[Entry]:
+def _chain(top: Entry, source: StorageLocation, metadata: bool) -> Iterator[Entry]:
     yield top
-    yield from source.backend.walk(source.path)
+    yield from source.backend.walk(source.path, metadata)
 
 
-def selected_files(plan: ExecutionPlan, folders: bool = True) -> Iterator[SourceFile]:
+def selected_files(plan: ExecutionPlan, folders: bool = True,
+                   metadata: bool = True) -> Iterator[SourceFile]:
     """The sources' files (and folders, before their contents, unless `folders` is False)
     in walk order, or in the task's processing_order.
 
     A processing order needs the whole selection sorted, so only then is the list of
     entries held in memory; the default order streams.
+
+    `metadata=False`: the caller reads the dates, mode and owner of each file when it
+    reads the file (Backend.entry_read), and object storage may leave them out of the
+    walk (see Backend.walk). Filters and orders by date need them: they get them anyway.
     """
     filters = filters_of(plan)
     order = plan.options.get("processing_order")
+    metadata = metadata or bool(filters) or order in DATE_ORDERS
     if order not in ORDERS:
-        yield from _walk(plan, filters, folders)
+        yield from _walk(plan, filters, folders, metadata)
         return
     key, reverse = ORDERS[order]
-    selected = list(_walk(plan, filters, folders=False))
+    selected = list(_walk(plan, filters, folders=False, metadata=metadata))
     selected.sort(key=key, reverse=reverse)
     if folders and not filters:
         # Folders first (in walk order), so each file finds its folder already made.
@@ -114,4 +122,6 @@ def selected_files(plan: ExecutionPlan, folders: bool = True) -> Iterator[Source
 
 def walked_folders(plan: ExecutionPlan) -> Iterator[SourceFile]:
     """Every folder of the sources, parents first, whatever the filters select."""
-    return (found for found in _walk(plan, [], folders=True) if found.entry.type == "folder")
+    # Folders have no metadata of their own on object storage: none is read for them.
+    return (found for found in _walk(plan, [], folders=True, metadata=False)
+            if found.entry.type == "folder")

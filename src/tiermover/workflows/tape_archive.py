@@ -119,6 +119,8 @@ class TapeArchiving:
     a pool of tapes: its plan decides what lands where, this writes it."""
 
     default_streams = 1  # one session at a time per execution
+    # A file's tar header (its dates, mode, owner) is written before its data is read.
+    plan_needs_dates = True
     moves = False  # a move: verify each file on tape, then delete its source
     duplicates = False  # a duplication: skip what the pool's cartridges already hold
 
@@ -270,14 +272,13 @@ class TapeArchiving:
                         break
                     out.write(chunk)
                     context.add_bytes(len(chunk))
-            after = job.source.backend.stat(job.source_path)
+                after = job.source.backend.entry_read(reader, job.source_path)
         except TapeError:
             raise
         except BaseException:
             out.abort()
             raise
-        if after is None or after.size != entry.size or after.mtime != entry.mtime \
-                or out.written != entry.size:
+        if after is None or not entry.same_version(after) or out.written != entry.size:
             out.abort()
             return None
         return out.commit()
