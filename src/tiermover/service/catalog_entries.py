@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from tiermover.db.bulk import chunks, insert_ignoring_conflicts, one_of
 from tiermover.db.models import CatalogFile, Tape, TapeLibrary
 from tiermover.service.errors import ValidationFailed
-from tiermover.service.namespace import find_storage, split_namespace_path
+from tiermover.service.namespace import find_storage_id, split_namespace_path
 
 # Copies on cartridges: a FileCopy only, never a catalog entry of their own.
 TAPE = "tape"
@@ -111,9 +111,9 @@ class Places:
     def storage(self, name: str) -> tuple[str, int, str] | None:
         """(kind, id, name) of the container or NAS share called `name`."""
         if name not in self._storages:
-            found = find_storage(self.session, name)
-            self._storages[name] = None if found is None else (found[0], found[1].id,
-                                                               found[1].name)
+            # Its kind and id only: the row itself is not needed (one statement, not two).
+            found = find_storage_id(self.session, name)
+            self._storages[name] = None if found is None else (*found, name)
         return self._storages[name]
 
     def _on_tape(self, library: str, relative: str) -> Place | None:

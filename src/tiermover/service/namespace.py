@@ -97,18 +97,23 @@ _STORAGES_NAMED = union_all(*(
 ))
 
 
+def _storage_ids_named(session: Session, name: str) -> list[tuple[str, int]]:
+    order = list(_STORAGE_MODELS)
+    return sorted(((kind, storage_id) for kind, storage_id in
+                   session.execute(_STORAGES_NAMED, {"name": name})),
+                  key=lambda row: (order.index(row[0]), row[1]))
+
+
 def storages_named(session: Session, name: str) -> list[tuple[str, Storage]]:
     """Every storage called `name`: one normally, several when a bucket shares it."""
-    found = session.execute(_STORAGES_NAMED, {"name": name}).all()
-    order = list(_STORAGE_MODELS)
     return [(kind, session.get(_STORAGE_MODELS[kind], storage_id))
-            for kind, storage_id in sorted(found, key=lambda row: (order.index(row[0]), row[1]))]
+            for kind, storage_id in _storage_ids_named(session, name)]
 
 
-def find_storage(session: Session, name: str) -> tuple[str, Storage] | None:
-    """The one storage called `name`; None when there is none, or several (an ambiguous
-    name leads nowhere rather than to a guess)."""
-    found = storages_named(session, name)
+def find_storage_id(session: Session, name: str) -> tuple[str, int] | None:
+    """(kind, id) of the one storage called `name`; None when there is none, or several
+    (an ambiguous name leads nowhere rather than to a guess)."""
+    found = _storage_ids_named(session, name)
     return found[0] if len(found) == 1 else None
 
 
