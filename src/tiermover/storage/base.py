@@ -7,7 +7,7 @@ never lets a path leave its root, whatever the path or the symlinks on the way s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -55,6 +55,13 @@ class AtomicWrite(ABC):
     @abstractmethod
     def abort(self) -> None: ...
 
+    @property
+    def commits_in_group(self) -> bool:
+        """Whether this write gains from taking its name together with others
+        (Backend.commit_group) rather than alone: a small file whose commit would wait
+        for the disk by itself."""
+        return False
+
 
 class Backend(ABC):
     @abstractmethod
@@ -79,6 +86,20 @@ class Backend(ABC):
 
     @abstractmethod
     def set_times(self, path: str, atime: float, mtime: float) -> None: ...
+
+    def commit_group(self, writes: Sequence[tuple[AtomicWrite, bool]]) -> list[Exception | None]:
+        """Commits each write (with its `replace`), as `commit` would, but together: what
+        waits for the disk may wait once for the whole group. One write failing ends only
+        that write: the answer holds, in order, None or why each failed (the failed one
+        aborted, nothing of it under its final name). The default commits one by one."""
+        failures: list[Exception | None] = []
+        for writer, replace in writes:
+            try:
+                writer.commit(replace=replace)
+                failures.append(None)
+            except (StorageError, OSError) as error:
+                failures.append(error)
+        return failures
 
     def remove_folder(self, path: str) -> bool:
         """Remove an empty folder; False (and nothing done) when it is not empty.
