@@ -192,21 +192,39 @@ class LocalBackend(Backend):
     def _checked(self, path: str) -> str:
         return self._resolve(path)[0]
 
-    def _resolve(self, path: str) -> tuple[str, os.stat_result | None]:
-        """The OS path for `path` once it is known to stay inside the root, and its lstat()
-        (None: nothing there)."""
+    def _in_checked_folder(self, path: str) -> str:
+        """The OS path for `path` once its folder is known to be inside the root, for a
+        caller that never follows its last step: an open with O_NOFOLLOW, or a write (an
+        exclusive create with O_NOFOLLOW, then link() or rename(), which replace a
+        symlink at the final name rather than follow it). One lstat() fewer than
+        _checked, which also looks at where a symlink at the last step leads."""
+        target, parts = self._joined(path)
+        if not parts:
+            return self._checked(path)
+        self._check_folder(target, path)
+        return target
+
+    def _joined(self, path: str) -> tuple[str, list[str]]:
         parts = [p for p in path.split("/") if p not in ("", ".")]
         if ".." in parts or "\x00" in path:
             raise EscapesRoot(f"{path!r} leaves its storage root")
-        target = os.path.join(self._root, *parts)
+        return os.path.join(self._root, *parts), parts
+
+    def _check_folder(self, target: str, path: str) -> None:
+        folder = os.path.dirname(target)
+        checked = self._folders_inside.get(folder)
+        if checked is None or time.monotonic() - checked > FOLDER_CHECK_SECONDS:
+            if self._check(folder, path) == folder:
+                if len(self._folders_inside) >= FOLDERS_KEPT:
+                    self._folders_inside.clear()
+                self._folders_inside[folder] = time.monotonic()
+
+    def _resolve(self, path: str) -> tuple[str, os.stat_result | None]:
+        """The OS path for `path` once it is known to stay inside the root, and its lstat()
+        (None: nothing there)."""
+        target, parts = self._joined(path)
         if parts:
-            folder = os.path.dirname(target)
-            checked = self._folders_inside.get(folder)
-            if checked is None or time.monotonic() - checked > FOLDER_CHECK_SECONDS:
-                if self._check(folder, path) == folder:
-                    if len(self._folders_inside) >= FOLDERS_KEPT:
-                        self._folders_inside.clear()
-                    self._folders_inside[folder] = time.monotonic()
+            self._check_folder(target, path)
         try:
             info = os.lstat(target)
         except (FileNotFoundError, NotADirectoryError):
@@ -276,7 +294,8 @@ class LocalBackend(Backend):
     def open_read(self, path: str) -> BinaryIO:
         """An unbuffered file (io.FileIO): `readinto` fills the caller's buffer directly."""
         try:
-            fd = os.open(self._checked(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(self._in_checked_folder(path),
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}") from error
         try:
@@ -287,7 +306,7 @@ class LocalBackend(Backend):
         return os.fdopen(fd, "rb", buffering=0)
 
     def begin_write(self, path: str) -> AtomicWrite:
-        return _LocalAtomicWrite(self._checked(path), self.fsync)
+        return _LocalAtomicWrite(self._in_checked_folder(path), self.fsync)
 
     def commit_group(self, writes: Sequence[tuple[AtomicWrite, bool]]) -> list[Exception | None]:
         """Small files, many at once, each still durable before it takes its name.
