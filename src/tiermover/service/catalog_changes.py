@@ -72,11 +72,11 @@ class Place:
     def key(self) -> tuple[str, int, str]:
         return (self.kind, self.storage_id, self.relative)
 
-    def ancestors(self) -> list[Place]:
-        """Its folders, the storage's root first, then itself."""
-        parts = self.relative.split("/") if self.relative else []
-        return [Place(self.kind, self.storage_id, self.storage_name, "/".join(parts[:depth]))
-                for depth in range(len(parts) + 1)]
+    @property
+    def parent(self) -> Place:
+        """The folder holding it (the storage's root for a top-level entry)."""
+        return Place(self.kind, self.storage_id, self.storage_name,
+                     self.relative.rpartition("/")[0])
 
     @property
     def name(self) -> str:
@@ -156,9 +156,12 @@ class Entries:
         filled = filled or {}
         wanted: dict[tuple, Place] = {}
         for place in places:
-            for folder in place.ancestors():
-                if folder.key not in self.by_key:
-                    wanted[folder.key] = folder
+            # Up its folders until one is known (or already wanted): the rest above is.
+            while place.key not in self.by_key and place.key not in wanted:
+                wanted[place.key] = place
+                if not place.relative:
+                    break
+                place = place.parent
         if not wanted:
             return
         self._load(list(wanted.values()))
@@ -180,7 +183,7 @@ class Entries:
     def _new_row(self, place: Place) -> dict:
         parent = None
         if place.relative:
-            parent = self.by_key[place.ancestors()[-2].key].id
+            parent = self.by_key[place.parent.key].id
         return {"name": place.name, "parent": parent, "storage_kind": place.kind,
                 "storage_id": place.storage_id,
                 "primary_id": place.storage_id if place.kind == "container" else None,
