@@ -62,10 +62,23 @@ def _real_path(path: str) -> str:
         os.close(fd)
 
 
+# A file system that cannot open or flush a folder this way (some network and FUSE file
+# systems): its names are as durable as it makes them, the files' data is on disk anyway.
+FOLDER_FLUSH_UNSUPPORTED = (errno.EINVAL, errno.EBADF, errno.EOPNOTSUPP, errno.EACCES)
+
+
 def _fsync_folder(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno in FOLDER_FLUSH_UNSUPPORTED:
+            return
+        raise
     try:
         os.fsync(fd)
+    except OSError as error:
+        if error.errno not in FOLDER_FLUSH_UNSUPPORTED:
+            raise
     finally:
         os.close(fd)
 
