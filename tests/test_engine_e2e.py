@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import time
 
+import xxhash
+
 from conftest import unique
 from engine_fixtures import *  # noqa: F401,F403 (engine, api, nodes, storage fixtures)
 from engine_fixtures import action_task
@@ -281,3 +283,13 @@ def test_small_files_taking_their_names_in_groups_all_land_and_enter_the_catalog
     assert execution["processed_files"] == execution["to_process_files"] == 150 + 3 + 1 + 2
     entry = catalog_entry(api, f"/{destination}/out/many/dir2/file-00149.bin")
     assert entry is not None and entry["size"] == 3000
+
+    # overwrite: the later source wins, as one by one, and the catalog says which.
+    task = action_task(api, "copy", [f"/{source}/left/same.txt", f"/{source}/right/same.txt"],
+                       [f"/{destination}/out2"], options={"parallel_processing": 1},
+                       conflict_resolution="overwrite")
+    assert run_task(api, task)["status"] == "done"
+    assert (destination_root / "out2" / "same.txt").read_text() == "from right"
+    assert catalog_entry(api, f"/{destination}/out2/same.txt")["checksums"] == [
+        "xxh128:" + xxhash.xxh3_128_hexdigest(b"from right")]
+    assert not partial_files(destination_root)

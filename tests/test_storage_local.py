@@ -107,3 +107,18 @@ def test_only_small_files_with_fsync_commit_in_groups(root):
     assert LocalBackend(root).commit_group([(without_fsync, False), (large, False)]) == [None, None]
     assert (root / "a" / "x.bin").read_bytes() == b"x"
     assert (root / "a" / "y.bin").stat().st_size == 2 * 1024 * 1024
+
+
+def test_two_writers_of_one_name_at_once_keep_their_own_temporary_files(root):
+    backend = LocalBackend(root, fsync=True)
+    first = backend.begin_write("a/same.bin")
+    first.write(b"first")
+    second = backend.begin_write("a/same.bin")  # the first still waits to take the name
+    second.write(b"second")
+    assert first.temp != second.temp
+    assert backend.commit_group([(first, True), (second, True)]) == [None, None]
+    assert (root / "a" / "same.bin").read_bytes() == b"second"
+    third = backend.begin_write("a/same.bin")
+    third.abort()
+    first.abort()  # after its commit: must not touch a name another writer may hold now
+    assert not [p for p in root.rglob("*") if is_temporary_name(p.name)]

@@ -7,6 +7,7 @@ import hashlib
 import operator
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -83,23 +84,48 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+# Temporary names held by the writers of this process. Two writers of the same final
+# name at once (two sources landing on one name; the first one waiting in a group to
+# take it) must not share a temporary file: the second takes a numbered one.
+_temps_in_use: set[str] = set()
+_temps_lock = threading.Lock()
+
+
+def _claim_temp(final: str) -> str:
+    base = _temp_name(final)
+    with _temps_lock:
+        temp, number = base, 1
+        while temp in _temps_in_use:
+            temp, number = f"{base}.{number}", number + 1
+        _temps_in_use.add(temp)
+    return temp
+
+
 class _LocalAtomicWrite(AtomicWrite):
     def __init__(self, final: str, fsync: bool):
         self.final = final
-        self.temp = _temp_name(final)
+        self.temp = _claim_temp(final)
         self._fsync = fsync
         self._written = 0
         self._flushed = 0  # data before this offset was handed to the kernel's writeback
+        self._fd = -1
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
                 self._fd = os.open(self.temp, flags, 0o644)
             except FileExistsError:
-                # Left by an interrupted writer of the same file: start afresh.
+                # Left by an interrupted writer of the same file (no writer of this
+                # process holds that name): start afresh.
                 os.unlink(self.temp)
                 self._fd = os.open(self.temp, flags, 0o644)
         except OSError as error:
+            self._release_temp()
             raise StorageError(f"cannot create {final}: {error.strerror}") from error
+
+    def _release_temp(self) -> None:
+        with _temps_lock:
+            _temps_in_use.discard(self.temp)
+        self.temp = ""
 
     def write(self, data: bytes) -> None:
         """Written before it returns: the caller may reuse `data`'s buffer."""
@@ -167,6 +193,7 @@ class _LocalAtomicWrite(AtomicWrite):
                 # that appeared after the conflict check.
                 os.link(self.temp, self.final)
                 os.unlink(self.temp)
+            self._release_temp()
         except OSError as error:
             self.abort()
             if error.errno == errno.EEXIST:
@@ -177,10 +204,14 @@ class _LocalAtomicWrite(AtomicWrite):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if not self.temp:
+            return  # committed, or aborted already: the name may be another writer's now
         try:
             os.unlink(self.temp)
         except FileNotFoundError:
             pass
+        finally:
+            self._release_temp()
 
 
 class LocalBackend(Backend):

@@ -180,7 +180,10 @@ class CopyWorkflow(Workflow):
 
     def discard(self, pending: list[PendingResult]) -> None:
         for landing in (p.state for p in pending):
-            landing.writer.abort()
+            try:
+                landing.writer.abort()
+            except OSError:
+                pass  # a temporary file left: the next writer of that name replaces it
             self._release(landing.target)
 
     def _landed(self, landing: Landing) -> ItemResult:
