@@ -8,6 +8,8 @@ import hashlib
 import os
 import shutil
 
+import xxhash
+
 from engine_fixtures import *  # noqa: F401,F403 (engine, api, nodes, storage fixtures)
 from engine_fixtures import action_task
 from engine_support import catalog_entry, logs, make_tree, run_task, share_on, tree_digest
@@ -192,3 +194,42 @@ def test_backup_sets_restore_newest_and_a_given_set(api, nodes, storage, tmp_pat
                                options={"execution_task_id": second["id"]})
     assert run_task(api, as_of_second)["status"] == "done"
     assert tree_digest(destination_root / "second" / "proj") == second_state
+
+
+def test_a_copied_file_enters_the_catalog_with_its_attributes_and_a_later_copy_updates_it(
+        api, nodes, storage, tmp_path):
+    """New entries of a copy are created holding the file's attributes and checksum (and
+    its source's); entries that exist are updated by the next copy."""
+    source, source_root, _, _ = storage
+    (tmp_path / "share").mkdir()
+    share = share_on(api, tmp_path / "share")
+    (source_root / "notes").mkdir()
+    original = source_root / "notes" / "n.txt"
+    original.write_text("first\n")
+    os.chmod(original, 0o640)
+    nodes()
+
+    def copy(policy: str) -> dict:
+        execution = run_task(api, action_task(api, "copy", [f"/{source}/notes"],
+                                              [f"/{share}/out"], conflict_resolution=policy))
+        assert execution["status"] == "done", execution
+        return execution
+
+    copy("rename")
+    landed = tmp_path / "share" / "out" / "notes" / "n.txt"
+    for path, namespace in ((landed, f"/{share}/out/notes/n.txt"),
+                            (original, f"/{source}/notes/n.txt")):
+        entry = catalog_entry(api, namespace)
+        info = path.stat()
+        assert entry["type"] == "file" and entry["size"] == 6, entry
+        assert entry["permission"] == int(oct(info.st_mode)[2:]) and entry["uid"] == info.st_uid
+        assert entry["checksums"] == ["xxh128:" + xxhash.xxh3_128_hexdigest(b"first\n")]
+    folder = catalog_entry(api, f"/{share}/out/notes")
+    assert folder["type"] == "folder"
+
+    original.write_text("second, longer\n")
+    copy("overwrite")
+    for namespace in (f"/{share}/out/notes/n.txt", f"/{source}/notes/n.txt"):
+        entry = catalog_entry(api, namespace)
+        assert entry["size"] == 15, entry
+        assert "xxh128:" + xxhash.xxh3_128_hexdigest(b"second, longer\n") in entry["checksums"]

@@ -11,7 +11,7 @@ import pytest
 from s3_support import fault_proxy, s3_server  # noqa: F401 - fixtures, used by name
 from tiermover.storage.local import LocalBackend
 from tiermover.storage.open import open_backend
-from tiermover.workflows.base import ExecutionPlan, StorageLocation
+from tiermover.workflows.base import ExecutionPlan, PendingResult, StorageLocation
 from tiermover.workflows.copy import CopyWorkflow
 
 MiB = 1024 * 1024
@@ -42,7 +42,12 @@ def copy_all(source: StorageLocation, destination: StorageLocation, context=None
              conflict_resolution: str = "rename") -> list:
     workflow = CopyWorkflow(ExecutionPlan("copy", [source], [destination],
                                           conflict_resolution=conflict_resolution))
-    return [workflow.run(item, context or Context()) for item in list(workflow.plan())]
+    results = [workflow.run(item, context or Context()) for item in list(workflow.plan())]
+    # Small local files wait to take their names together (as the runner settles them).
+    pending = [result for result in results if isinstance(result, PendingResult)]
+    settled = iter(workflow.settle(pending) if pending else ())
+    return [next(settled) if isinstance(result, PendingResult) else result
+            for result in results]
 
 
 @pytest.fixture

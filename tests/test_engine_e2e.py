@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import time
 
+import xxhash
+
 from conftest import unique
 from engine_fixtures import *  # noqa: F401,F403 (engine, api, nodes, storage fixtures)
+from engine_fixtures import action_task
 from engine_support import (
-    act, copy_task, latest_execution, logs, make_tree, partial_files, share_on, tree_digest,
-    wait_job, wait_task,
+    act, catalog_entry, copy_task, latest_execution, logs, make_tree, partial_files, run_task, share_on,
+    tree_digest, wait_job, wait_task,
 )
 
 
@@ -251,4 +254,42 @@ def test_renamed_skipped_and_failed_files_are_logged_with_their_path(api, nodes,
     assert any("b.txt" in m and "cannot" in m for m in messages), messages
     assert (existing / "a.txt").read_text() == "new a.txt"
     assert (existing / "b.txt" / "keep").read_text() == "k"
+    assert not partial_files(destination_root)
+
+
+def test_small_files_taking_their_names_in_groups_all_land_and_enter_the_catalog(
+        api, nodes, storage):
+    """One stream: the small files wait to take their names together (one wait for the
+    disk per group). Two sources with a file of the same name land in the same group:
+    the second sees the first's name as taken and is renamed, as it would be one by one."""
+    source, source_root, destination, destination_root = storage
+    make_tree(source_root / "many", files=150, size=3000, folders=3)
+    for folder in ("left", "right"):
+        (source_root / folder).mkdir()
+        (source_root / folder / "same.txt").write_text(f"from {folder}")
+    nodes()
+    task = action_task(api, "copy", [f"/{source}/many", f"/{source}/left/same.txt",
+                                     f"/{source}/right/same.txt"], [f"/{destination}/out"],
+                       options={"parallel_processing": 1})
+    execution = run_task(api, task)
+    assert execution["status"] == "done", execution
+    out = destination_root / "out"
+    assert tree_digest(out / "many") == tree_digest(source_root / "many")
+    assert sorted((out / "same.txt", out / "same (1).txt")) == sorted(
+        p for p in out.iterdir() if p.name.startswith("same"))
+    assert {(out / "same.txt").read_text(), (out / "same (1).txt").read_text()} == {
+        "from left", "from right"}
+    assert not partial_files(destination_root)
+    assert execution["processed_files"] == execution["to_process_files"] == 150 + 3 + 1 + 2
+    entry = catalog_entry(api, f"/{destination}/out/many/dir2/file-00149.bin")
+    assert entry is not None and entry["size"] == 3000
+
+    # overwrite: the later source wins, as one by one, and the catalog says which.
+    task = action_task(api, "copy", [f"/{source}/left/same.txt", f"/{source}/right/same.txt"],
+                       [f"/{destination}/out2"], options={"parallel_processing": 1},
+                       conflict_resolution="overwrite")
+    assert run_task(api, task)["status"] == "done"
+    assert (destination_root / "out2" / "same.txt").read_text() == "from right"
+    assert catalog_entry(api, f"/{destination}/out2/same.txt")["checksums"] == [
+        "xxh128:" + xxhash.xxh3_128_hexdigest(b"from right")]
     assert not partial_files(destination_root)

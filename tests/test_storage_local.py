@@ -69,3 +69,56 @@ def test_checksums_match_reference_values():
         streamed.update(b"hel")
         streamed.update(b"lo")
         assert streamed.hexdigest() == checksum_of(b"hello", algorithm)
+
+
+def test_a_group_commit_makes_each_file_durable_and_a_failure_ends_only_its_file(root):
+    backend = LocalBackend(root, fsync=True)
+    small = backend.begin_write("a/first.bin")
+    small.write(b"first")
+    assert small.commits_in_group  # small, fsync on
+    clash = backend.begin_write("z.txt")  # exists: refused without replace
+    clash.write(b"new z")
+    replaced = backend.begin_write("a/one.txt")
+    replaced.write(b"new one")
+    (root / "gone").mkdir()
+    orphan = backend.begin_write("gone/file.bin")
+    orphan.write(b"its folder vanishes before the group takes its names")
+    (root / "gone" / orphan.temp.rsplit("/", 1)[1]).unlink()
+    (root / "gone").rmdir()
+    failures = backend.commit_group([(small, False), (clash, False), (replaced, True),
+                                     (orphan, False)])
+    assert failures[0] is None and failures[2] is None
+    assert isinstance(failures[1], FileExistsError)
+    assert "gone/file.bin" in str(failures[3])
+    assert (root / "a" / "first.bin").read_bytes() == b"first"
+    assert (root / "a" / "one.txt").read_bytes() == b"new one"
+    assert (root / "z.txt").read_bytes() == b"zzz"
+    assert not (root / "gone").exists()
+    assert not [p for p in root.rglob("*") if is_temporary_name(p.name)]
+
+
+def test_only_small_files_with_fsync_commit_in_groups(root):
+    without_fsync = LocalBackend(root, fsync=False).begin_write("a/x.bin")
+    without_fsync.write(b"x")
+    large = LocalBackend(root, fsync=True).begin_write("a/y.bin")
+    large.write(bytes(2 * 1024 * 1024))
+    assert not without_fsync.commits_in_group and not large.commits_in_group
+    # The backend groups them anyway, each by its own commit.
+    assert LocalBackend(root).commit_group([(without_fsync, False), (large, False)]) == [None, None]
+    assert (root / "a" / "x.bin").read_bytes() == b"x"
+    assert (root / "a" / "y.bin").stat().st_size == 2 * 1024 * 1024
+
+
+def test_two_writers_of_one_name_at_once_keep_their_own_temporary_files(root):
+    backend = LocalBackend(root, fsync=True)
+    first = backend.begin_write("a/same.bin")
+    first.write(b"first")
+    second = backend.begin_write("a/same.bin")  # the first still waits to take the name
+    second.write(b"second")
+    assert first.temp != second.temp
+    assert backend.commit_group([(first, True), (second, True)]) == [None, None]
+    assert (root / "a" / "same.bin").read_bytes() == b"second"
+    third = backend.begin_write("a/same.bin")
+    third.abort()
+    first.abort()  # after its commit: must not touch a name another writer may hold now
+    assert not [p for p in root.rglob("*") if is_temporary_name(p.name)]

@@ -20,11 +20,21 @@ from typing import Protocol
 
 from tiermover.node.progress import Progress
 from tiermover.storage.base import StorageError
-from tiermover.workflows.base import ControlInterrupt, ItemResult, WorkItem, Workflow
+from tiermover.workflows.base import (
+    ControlInterrupt, ItemResult, PendingResult, WorkItem, Workflow,
+)
 
 
 # Entries (files and folders) of a plan kept in memory between its two passes at most.
 PLAN_KEPT_ENTRIES = 10_000
+# A stream settles its pending results (small files waiting to take their names, see
+# PendingResult) once this many wait, once they hold this many bytes, or once the oldest
+# waited this long, and before an item larger than GROUP_BYTES: a group makes its files
+# durable with one wait for the disk, and stays small enough that its items are reported
+# soon and its open files stay few.
+GROUP_FILES = 32
+GROUP_BYTES = 16 * 1024 * 1024
+GROUP_SECONDS = 0.5
 
 
 class Reporter(Protocol):
@@ -211,11 +221,54 @@ class _ItemContext:
         self.shared.log(level, message)
 
 
-def _run_item(workflow: Workflow, item: WorkItem, context: _ItemContext) -> ItemResult:
+def _run_item(workflow: Workflow, item: WorkItem,
+              context: _ItemContext) -> ItemResult | PendingResult:
     try:
         return workflow.run(item, context)
     except (StorageError, OSError) as error:
-        return ItemResult("failed", message=f"{workflow.describe(item)}: {error}", warning=True)
+        return _failed(workflow, item, error)
+
+
+def _failed(workflow: Workflow, item: WorkItem, error: Exception) -> ItemResult:
+    return ItemResult("failed", message=f"{workflow.describe(item)}: {error}", warning=True)
+
+
+class _Group:
+    """One stream's items whose step returned a PendingResult, settled together."""
+
+    def __init__(self, workflow: Workflow, shared: _Shared):
+        self.workflow = workflow
+        self.shared = shared
+        self.items: list[tuple[WorkItem, PendingResult, int]] = []
+        self.size = 0
+        self.started = 0.0
+
+    def add(self, item: WorkItem, pending: PendingResult, moved: int) -> None:
+        if not self.items:
+            self.started = time.monotonic()
+        self.items.append((item, pending, moved))
+        self.size += pending.size
+        if (len(self.items) >= GROUP_FILES or self.size >= GROUP_BYTES
+                or time.monotonic() - self.started >= GROUP_SECONDS):
+            self.settle()
+
+    def settle(self) -> None:
+        """The items end (each done or failed on its own) and go to the report pump."""
+        if not self.items:
+            return
+        items, self.items, self.size = self.items, [], 0
+        results = self.workflow.settle([pending for _, pending, _ in items])
+        for (item, _, moved), result in zip(items, results, strict=True):
+            if isinstance(result, Exception):
+                if not isinstance(result, (StorageError, OSError)):
+                    raise result
+                result = _failed(self.workflow, item, result)
+            self.shared.finished(item, result, moved)
+
+    def discard(self) -> None:
+        items, self.items, self.size = self.items, [], 0
+        if items:
+            self.workflow.discard([pending for _, pending, _ in items])
 
 
 def parallel_streams(workflow: Workflow) -> int:
@@ -275,13 +328,7 @@ def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Ou
             pending = _taken(kept)
         else:
             pending = (item for item in workflow.plan() if item.key not in finished_keys)
-        streams = parallel_streams(workflow)
-        if streams == 1:
-            for item in pending:
-                shared.checkpoint()
-                shared.finished(item, *_run_one(workflow, item, shared))
-        else:
-            _run_parallel(workflow, pending, shared, streams)
+        _run_streams(workflow, pending, shared, parallel_streams(workflow))
         changes = workflow.finish(_ItemContext(shared))
         if changes:
             # Not a planned item: reported for its catalog changes only.
@@ -327,47 +374,69 @@ def _entries(item: WorkItem) -> int:
     return len(item.payload) if isinstance(item.payload, (list, tuple)) else 1
 
 
-def _run_one(workflow: Workflow, item: WorkItem, shared: _Shared) -> tuple[ItemResult, int]:
+def _run_one(workflow: Workflow, item: WorkItem,
+             shared: _Shared) -> tuple[ItemResult | PendingResult, int]:
     context = _ItemContext(shared)
     return _run_item(workflow, item, context), context.moved
 
 
-def _run_parallel(workflow: Workflow, pending, shared: _Shared, streams: int) -> None:
+def _run_streams(workflow: Workflow, pending, shared: _Shared, streams: int) -> None:
     """Up to `streams` items at once: each stream takes the next item of the plan, runs
-    it and hands the result to the report pump itself (no thread in between). A pause or
-    stop raised in one stream lets the others reach their own checkpoint."""
+    it and hands the result to the report pump itself (no thread in between); one
+    stream runs in the calling thread. A pause or stop raised in one stream lets the
+    others reach their own checkpoint; each stream settles what it holds pending first
+    (its files are whole: they only wait to take their names), except when the
+    execution was abandoned (another node has it now)."""
     taking = threading.Lock()
     interrupts: list[ControlInterrupt] = []
     failures: list[BaseException] = []
 
     def stream() -> None:
-        while True:
-            try:
+        group = _Group(workflow, shared)
+        try:
+            while True:
                 with taking:
                     if interrupts or failures:
-                        return
+                        break
                     # The plan is a generator (a walk): one stream advances it at a time.
                     item = next(pending, None)
                 if item is None:
-                    return
+                    break
+                if item.size > GROUP_BYTES:
+                    group.settle()  # not left waiting behind a long item
                 shared.checkpoint()
                 result, moved = _run_one(workflow, item, shared)
-                shared.finished(item, result, moved)
-            except ControlInterrupt as raised:
-                with taking:
-                    interrupts.append(raised)
-                return
+                if isinstance(result, PendingResult):
+                    group.add(item, result, moved)
+                else:
+                    shared.finished(item, result, moved)
+            group.settle()
+        except ControlInterrupt as raised:
+            try:
+                if raised.command == "abandon":
+                    group.discard()
+                else:
+                    group.settle()
             except BaseException as error:  # noqa: BLE001 - raised again by the runner
                 with taking:
                     failures.append(error)
                 return
+            with taking:
+                interrupts.append(raised)
+        except BaseException as error:  # noqa: BLE001 - raised again by the runner
+            group.discard()
+            with taking:
+                failures.append(error)
 
-    threads = [threading.Thread(target=stream, name=f"stream-{index}", daemon=True)
-               for index in range(streams)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if streams == 1:
+        stream()
+    else:
+        threads = [threading.Thread(target=stream, name=f"stream-{index}", daemon=True)
+                   for index in range(streams)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     if failures:
         raise failures[0]
     if interrupts:

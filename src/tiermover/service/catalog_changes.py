@@ -25,7 +25,7 @@ from tiermover.db.models import (
     BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, TaskExecution,
 )
 from tiermover.service.catalog_entries import (
-    TAPE, Entries, Place, Places, attribute_values, under,
+    TAPE, Entries, Place, Places, attribute_values, has_changed, under,
 )
 from tiermover.service.catalog_seen import Sightings, seen_rows
 
@@ -142,13 +142,15 @@ class CatalogUpdate:
         # A copy on a tape is only a FileCopy of its source: no entry of its own.
         located = [(change, outcome, target, source) for change, outcome, target, source
                    in located if target.kind != TAPE or source is not None]
+        filled = self._filled(located)
         self.entries.ensure([place for _, _, target, source in located
                              for place in (target, source)
-                             if place is not None and place.kind != TAPE])
+                             if place is not None and place.kind != TAPE], filled)
         updates = []
         copies = []
         for change, outcome, target, source in located:
-            values = attribute_values(change["entry"])
+            values = (filled.get(target.key) if target.kind != TAPE else None
+                      ) or attribute_values(change["entry"])
             checksum, algorithm = change.get("checksum"), change.get("algorithm")
             if target.kind == TAPE:
                 if values["type"] == "file":
@@ -163,17 +165,20 @@ class CatalogUpdate:
                                                 self.entries[source].id,
                                                 f"copy of {source.namespace_path}"))
                 continue
-            updates.append({"id": self.entries[target].id, **values, "in_cache": 1, "offline": 0,
-                            "checksum": checksum, "algorithm": algorithm})
+            row = {**values, "in_cache": 1, "offline": 0, "checksum": checksum,
+                   "algorithm": algorithm}
+            if not self._inserted_with(target, row):
+                updates.append({"id": self.entries[target].id, **row})
             if source is not None and values["type"] == "file":
                 # The source holds what was copied; its attributes come along when the
                 # node reported them (a copy's own dates may differ from its source's).
-                source_values = attribute_values(change.get("source_entry") or change["entry"])
-                row = {"id": self.entries[source].id, "checksum": checksum,
-                       "algorithm": algorithm}
+                source_values = (filled.get(source.key) or
+                                 attribute_values(change.get("source_entry") or change["entry"]))
+                row = {"checksum": checksum, "algorithm": algorithm}
                 if change.get("source_entry"):
                     row.update(source_values)
-                updates.append(row)
+                if not self._inserted_with(source, row):
+                    updates.append({"id": self.entries[source].id, **row})
                 copies.append(self._copy_row(source, target, values, source_values, change))
             self.handled.append(Handled(target.namespace_path, outcome, self.entries[target].id,
                                         f"copy of {source.namespace_path}" if source else ""))
@@ -187,6 +192,40 @@ class CatalogUpdate:
             if self.action in BACKUP_ACTIONS:
                 self._add_to_backup_set([(row["file_id"], row["storage_kind"], row["storage_id"],
                                           row["path"]) for row in copies])
+
+    @staticmethod
+    def _filled(located: list[tuple[dict, str, Place, Place | None]]) -> dict[tuple, dict]:
+        """What a written file's entry (and its source's) holds, by place key, for the
+        entries that a single change of the batch speaks of: created with it when new,
+        rather than created as a folder and updated next (an INSERT instead of an INSERT
+        and an UPDATE per new entry)."""
+        mentions: dict[tuple, int] = {}
+        for _, _, target, source in located:
+            for place in (target, source):
+                if place is not None:
+                    mentions[place.key] = mentions.get(place.key, 0) + 1
+        filled = {}
+        for change, _, target, source in located:
+            if target.kind == TAPE:
+                continue
+            values = attribute_values(change["entry"])
+            digest = {"checksum": change.get("checksum"), "algorithm": change.get("algorithm")}
+            if mentions[target.key] == 1:
+                filled[target.key] = {**values, **digest}
+            if (source is not None and values["type"] == "file" and change.get("source_entry")
+                    and mentions[source.key] == 1):
+                filled[source.key] = {**attribute_values(change["source_entry"]), **digest}
+        return filled
+
+    def _inserted_with(self, place: Place, row: dict) -> bool:
+        """Whether this batch created the entry and it holds `row` already (filled at its
+        insert, see _filled): no update needed. Another request may have inserted the
+        same path a moment before: then what it holds decides."""
+        if place.key not in self.entries.created:
+            return False
+        known = self.entries[place]
+        return (known.checksum == row.get("checksum") and "type" in row
+                and not has_changed(known, row))
 
     def _copy_row(self, source: Place, target: Place, values: dict, source_values: dict,
                   change: dict) -> dict:

@@ -61,11 +61,11 @@ class Place:
     def key(self) -> tuple[str, int, str]:
         return (self.kind, self.storage_id, self.relative)
 
-    def ancestors(self) -> list[Place]:
-        """Its folders, the storage's root first, then itself."""
-        parts = self.relative.split("/") if self.relative else []
-        return [Place(self.kind, self.storage_id, self.storage_name, "/".join(parts[:depth]))
-                for depth in range(len(parts) + 1)]
+    @property
+    def parent(self) -> Place:
+        """The folder holding it (the storage's root for a top-level entry)."""
+        return Place(self.kind, self.storage_id, self.storage_name,
+                     self.relative.rpartition("/")[0])
 
     @property
     def name(self) -> str:
@@ -151,12 +151,18 @@ class Entries:
         self.by_key: dict[tuple[str, int, str], Known] = {}
         self.created: set[tuple[str, int, str]] = set()
 
-    def ensure(self, places: Iterable[Place]) -> None:
+    def ensure(self, places: Iterable[Place], filled: dict[tuple, dict] | None = None) -> None:
+        """Every place and its folders catalogued. A missing place is created as a folder
+        unless `filled` holds its columns (by place key: a written file's attributes)."""
+        filled = filled or {}
         wanted: dict[tuple, Place] = {}
         for place in places:
-            for folder in place.ancestors():
-                if folder.key not in self.by_key:
-                    wanted[folder.key] = folder
+            # Up its folders until one is known (or already wanted): the rest above is.
+            while place.key not in self.by_key and place.key not in wanted:
+                wanted[place.key] = place
+                if not place.relative:
+                    break
+                place = place.parent
         if not wanted:
             return
         self._load(list(wanted.values()))
@@ -166,9 +172,11 @@ class Entries:
         for place in missing:
             by_depth.setdefault(place.relative.count("/") + bool(place.relative), []).append(place)
         for depth in sorted(by_depth):
-            level = by_depth[depth]
-            insert_ignoring_conflicts(self.session, CatalogFile, [self._new_row(place)
-                                                                  for place in level])
+            # Rows with the same columns together: one statement for each kind.
+            level = sorted(by_depth[depth], key=lambda place: place.key in filled)
+            insert_ignoring_conflicts(self.session, CatalogFile,
+                                      [{**self._new_row(place), **filled.get(place.key, {})}
+                                       for place in level])
             self._load(level)
             self.created.update(place.key for place in level)
         statistics.grew(self.session, len(missing))
@@ -176,7 +184,7 @@ class Entries:
     def _new_row(self, place: Place) -> dict:
         parent = None
         if place.relative:
-            parent = self.by_key[place.ancestors()[-2].key].id
+            parent = self.by_key[place.parent.key].id
         return {"name": place.name, "parent": parent, "storage_kind": place.kind,
                 "storage_id": place.storage_id,
                 "primary_id": place.storage_id if place.kind == "container" else None,

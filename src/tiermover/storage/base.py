@@ -7,7 +7,7 @@ never lets a path leave its root, whatever the path or the symlinks on the way s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -65,6 +65,13 @@ class AtomicWrite(ABC):
     @abstractmethod
     def abort(self) -> None: ...
 
+    @property
+    def commits_in_group(self) -> bool:
+        """Whether this write gains from taking its name together with others
+        (Backend.commit_group) rather than alone: a small file whose commit would wait
+        for the disk by itself."""
+        return False
+
 
 class Backend(ABC):
     @abstractmethod
@@ -110,6 +117,20 @@ class Backend(ABC):
         listing tells them for less than a `stat` per path and there are at most `limit`;
         None otherwise. The default is None: a local stat is one system call."""
         return None
+
+    def commit_group(self, writes: Sequence[tuple[AtomicWrite, bool]]) -> list[Exception | None]:
+        """Commits each write (with its `replace`), as `commit` would, but together: what
+        waits for the disk may wait once for the whole group. One write failing ends only
+        that write: the answer holds, in order, None or why each failed (the failed one
+        aborted, nothing of it under its final name). The default commits one by one."""
+        failures: list[Exception | None] = []
+        for writer, replace in writes:
+            try:
+                writer.commit(replace=replace)
+                failures.append(None)
+            except (StorageError, OSError) as error:
+                failures.append(error)
+        return failures
 
     def remove_folder(self, path: str) -> bool:
         """Remove an empty folder; False (and nothing done) when it is not empty.

@@ -7,8 +7,9 @@ import hashlib
 import operator
 import os
 import stat
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,6 +19,9 @@ TEMP_MARK = ".tm-part-"
 # With fsync on, a file's data is handed to writeback in steps of this size as it is
 # written (see _LocalAtomicWrite._write_back_early).
 WRITEBACK_STEP = 8 * 1024 * 1024
+# Files up to this size commit in groups (LocalBackend.commit_group) when a caller groups
+# them: for a small file the wait for the disk, not the data, is the cost of a commit.
+GROUP_FILE_MAX = 1024 * 1024
 FOLDER_CHECK_SECONDS = 1.0
 FOLDERS_KEPT = 1024
 
@@ -59,23 +63,69 @@ def _real_path(path: str) -> str:
         os.close(fd)
 
 
+# A file system that cannot open or flush a folder this way (some network and FUSE file
+# systems): its names are as durable as it makes them, the files' data is on disk anyway.
+FOLDER_FLUSH_UNSUPPORTED = (errno.EINVAL, errno.EBADF, errno.EOPNOTSUPP, errno.EACCES)
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno in FOLDER_FLUSH_UNSUPPORTED:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in FOLDER_FLUSH_UNSUPPORTED:
+            raise
+    finally:
+        os.close(fd)
+
+
+# Temporary names held by the writers of this process. Two writers of the same final
+# name at once (two sources landing on one name; the first one waiting in a group to
+# take it) must not share a temporary file: the second takes a numbered one.
+_temps_in_use: set[str] = set()
+_temps_lock = threading.Lock()
+
+
+def _claim_temp(final: str) -> str:
+    base = _temp_name(final)
+    with _temps_lock:
+        temp, number = base, 1
+        while temp in _temps_in_use:
+            temp, number = f"{base}.{number}", number + 1
+        _temps_in_use.add(temp)
+    return temp
+
+
 class _LocalAtomicWrite(AtomicWrite):
     def __init__(self, final: str, fsync: bool):
         self.final = final
-        self.temp = _temp_name(final)
+        self.temp = _claim_temp(final)
         self._fsync = fsync
         self._written = 0
         self._flushed = 0  # data before this offset was handed to the kernel's writeback
+        self._fd = -1
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
                 self._fd = os.open(self.temp, flags, 0o644)
             except FileExistsError:
-                # Left by an interrupted writer of the same file: start afresh.
+                # Left by an interrupted writer of the same file (no writer of this
+                # process holds that name): start afresh.
                 os.unlink(self.temp)
                 self._fd = os.open(self.temp, flags, 0o644)
         except OSError as error:
+            self._release_temp()
             raise StorageError(f"cannot create {final}: {error.strerror}") from error
+
+    def _release_temp(self) -> None:
+        with _temps_lock:
+            _temps_in_use.discard(self.temp)
+        self.temp = ""
 
     def write(self, data: bytes) -> None:
         """Written before it returns: the caller may reuse `data`'s buffer."""
@@ -106,12 +156,34 @@ class _LocalAtomicWrite(AtomicWrite):
             pass  # a hint: a file system that ignores it loses nothing
         self._flushed = end
 
+    @property
+    def commits_in_group(self) -> bool:
+        # Without fsync a commit waits for nothing; a large file waits for its data more
+        # than for the journal, and was mostly written back on the way already.
+        return self._fsync and self._written <= GROUP_FILE_MAX
+
     def commit(self, replace: bool) -> None:
+        if self._fsync:
+            # The data (and the size that reads need) on disk before the name: after a
+            # crash the final name holds the whole file or nothing.
+            self._make_durable()
+        self._take_name(replace)
+
+    def _start_writeback(self) -> None:
         try:
-            if self._fsync:
-                # The data (and the size that reads need) on disk before the name: after
-                # a crash the final name holds the whole file or nothing.
-                os.fdatasync(self._fd)
+            os.posix_fadvise(self._fd, self._flushed, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # a hint (see _write_back_early)
+
+    def _make_durable(self) -> None:
+        try:
+            os.fdatasync(self._fd)
+        except OSError as error:
+            self.abort()
+            raise StorageError(f"cannot finish {self.final}: {error.strerror}") from error
+
+    def _take_name(self, replace: bool) -> None:
+        try:
             os.close(self._fd)
             self._fd = -1
             if replace:
@@ -121,6 +193,7 @@ class _LocalAtomicWrite(AtomicWrite):
                 # that appeared after the conflict check.
                 os.link(self.temp, self.final)
                 os.unlink(self.temp)
+            self._release_temp()
         except OSError as error:
             self.abort()
             if error.errno == errno.EEXIST:
@@ -131,10 +204,14 @@ class _LocalAtomicWrite(AtomicWrite):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if not self.temp:
+            return  # committed, or aborted already: the name may be another writer's now
         try:
             os.unlink(self.temp)
         except FileNotFoundError:
             pass
+        finally:
+            self._release_temp()
 
 
 class LocalBackend(Backend):
@@ -159,21 +236,39 @@ class LocalBackend(Backend):
     def _checked(self, path: str) -> str:
         return self._resolve(path)[0]
 
-    def _resolve(self, path: str) -> tuple[str, os.stat_result | None]:
-        """The OS path for `path` once it is known to stay inside the root, and its lstat()
-        (None: nothing there)."""
+    def _in_checked_folder(self, path: str) -> str:
+        """The OS path for `path` once its folder is known to be inside the root, for a
+        caller that never follows its last step: an open with O_NOFOLLOW, or a write (an
+        exclusive create with O_NOFOLLOW, then link() or rename(), which replace a
+        symlink at the final name rather than follow it). One lstat() fewer than
+        _checked, which also looks at where a symlink at the last step leads."""
+        target, parts = self._joined(path)
+        if not parts:
+            return self._checked(path)
+        self._check_folder(target, path)
+        return target
+
+    def _joined(self, path: str) -> tuple[str, list[str]]:
         parts = [p for p in path.split("/") if p not in ("", ".")]
         if ".." in parts or "\x00" in path:
             raise EscapesRoot(f"{path!r} leaves its storage root")
-        target = os.path.join(self._root, *parts)
+        return os.path.join(self._root, *parts), parts
+
+    def _check_folder(self, target: str, path: str) -> None:
+        folder = os.path.dirname(target)
+        checked = self._folders_inside.get(folder)
+        if checked is None or time.monotonic() - checked > FOLDER_CHECK_SECONDS:
+            if self._check(folder, path) == folder:
+                if len(self._folders_inside) >= FOLDERS_KEPT:
+                    self._folders_inside.clear()
+                self._folders_inside[folder] = time.monotonic()
+
+    def _resolve(self, path: str) -> tuple[str, os.stat_result | None]:
+        """The OS path for `path` once it is known to stay inside the root, and its lstat()
+        (None: nothing there)."""
+        target, parts = self._joined(path)
         if parts:
-            folder = os.path.dirname(target)
-            checked = self._folders_inside.get(folder)
-            if checked is None or time.monotonic() - checked > FOLDER_CHECK_SECONDS:
-                if self._check(folder, path) == folder:
-                    if len(self._folders_inside) >= FOLDERS_KEPT:
-                        self._folders_inside.clear()
-                    self._folders_inside[folder] = time.monotonic()
+            self._check_folder(target, path)
         try:
             info = os.lstat(target)
         except (FileNotFoundError, NotADirectoryError):
@@ -244,7 +339,8 @@ class LocalBackend(Backend):
     def open_read(self, path: str) -> BinaryIO:
         """An unbuffered file (io.FileIO): `readinto` fills the caller's buffer directly."""
         try:
-            fd = os.open(self._checked(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(self._in_checked_folder(path),
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}") from error
         try:
@@ -255,7 +351,49 @@ class LocalBackend(Backend):
         return os.fdopen(fd, "rb", buffering=0)
 
     def begin_write(self, path: str) -> AtomicWrite:
-        return _LocalAtomicWrite(self._checked(path), self.fsync)
+        return _LocalAtomicWrite(self._in_checked_folder(path), self.fsync)
+
+    def commit_group(self, writes: Sequence[tuple[AtomicWrite, bool]]) -> list[Exception | None]:
+        """Small files, many at once, each still durable before it takes its name.
+
+        Every file's writeback starts first, so that the file system allocates them all
+        in one journal transaction: the first fdatasync commits it, and the ones after
+        it find little left to wait for (one wait for the disk for the group, not one per
+        file). Then each file takes its name, and each folder that received one is
+        fsync'd once, so that the names are on disk too before the files are reported.
+        Only this group's files are flushed: a syncfs would be one call, but would also
+        wait for whatever else is dirty on the file system (another copy's gigabytes).
+        """
+        failures: list[Exception | None] = [None] * len(writes)
+        local = [(index, writer, replace) for index, (writer, replace) in enumerate(writes)
+                 if isinstance(writer, _LocalAtomicWrite) and writer._fsync]
+        for index, (writer, replace) in enumerate(writes):
+            if not (isinstance(writer, _LocalAtomicWrite) and writer._fsync):
+                failures[index] = super().commit_group([(writer, replace)])[0]
+        for _, writer, _ in local:
+            writer._start_writeback()
+        for index, writer, _ in local:
+            try:
+                writer._make_durable()
+            except StorageError as error:
+                failures[index] = error
+        folders: dict[str, list[int]] = {}
+        for index, writer, replace in local:
+            if failures[index] is None:
+                try:
+                    writer._take_name(replace)
+                    folders.setdefault(os.path.dirname(writer.final), []).append(index)
+                except (StorageError, OSError) as error:
+                    failures[index] = error
+        for folder, indexes in folders.items():
+            try:
+                _fsync_folder(folder)
+            except OSError as error:
+                for index in indexes:
+                    failures[index] = StorageError(
+                        f"{writes[index][0].final} is written, but its name may not survive "
+                        f"a crash: cannot flush its folder ({error.strerror})")
+        return failures
 
     def makedirs(self, path: str) -> None:
         try:

@@ -89,6 +89,21 @@ class ItemResult:
         return len(self.changes) + len(self.seen)
 
 
+@dataclass
+class PendingResult:
+    """What a step returns when its item ends together with others: a small file written
+    under its temporary name, which takes its final name with the group (see
+    Backend.commit_group: one wait for the disk for many files).
+
+    The runner keeps a stream's pending results and hands them to `Workflow.settle` as
+    one group (once it is large or old enough, before a long item, at the end, and
+    before a pause or stop): the items finish, and are reported, only then.
+    """
+
+    state: Any  # the workflow's own
+    size: int = 0  # bytes waiting in it
+
+
 @dataclass(frozen=True)
 class StorageLocation:
     """A task source or destination as a node sees it: a backend and a path inside it."""
@@ -158,8 +173,18 @@ class Workflow(ABC):
         """The work items, in processing order (computed from the sources)."""
 
     @abstractmethod
-    def run(self, item: WorkItem, context: RunContext) -> ItemResult:
-        """One item; may be called from several threads at once for different items."""
+    def run(self, item: WorkItem, context: RunContext) -> ItemResult | PendingResult:
+        """One item; may be called from several threads at once for different items.
+        A PendingResult is only for workflows that settle (see PendingResult)."""
+
+    def settle(self, pending: list[PendingResult]) -> list[ItemResult | Exception]:
+        """Ends the items whose step returned these pending results (one stream's, in
+        order): each one's result, or the StorageError or OSError that ended it alone."""
+        raise NotImplementedError(f"{type(self).__name__} has no pending results")
+
+    def discard(self, pending: list[PendingResult]) -> None:
+        """Drops pending results without ending their items (the execution was
+        abandoned): nothing of them may stay under a final name."""
 
     def describe(self, item: WorkItem) -> str:
         """How log lines name an item: its namespace path when the payload knows it."""

@@ -2,7 +2,9 @@
 
 A folder source lands inside the destination keeping its name; a file source lands as
 `<destination>/<name>` (or `rename_to`). Each file is written under a temporary name,
-hashed in the same pass as the read, and moved into place only once complete.
+hashed in the same pass as the read, and moved into place only once complete (and, with
+fsync, durable). Small files take their names in groups (PendingResult): one wait for
+the disk per group instead of one per file.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from tiermover.storage.base import Entry, StorageError, join
+from tiermover.storage.base import AtomicWrite, Entry, StorageError, join
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
 from tiermover.workflows.base import (
-    CatalogChange, ItemResult, RunContext, StorageLocation, WorkItem, Workflow,
+    CatalogChange, ItemResult, PendingResult, RunContext, StorageLocation, WorkItem, Workflow,
 )
 from tiermover.workflows.sources import SourceFile, selected_files, walked_folders
 from tiermover.workflows.verify import read_chunks
@@ -50,6 +52,19 @@ class CopyJob:
     def entry(self):
         return self.found.entry
 
+
+@dataclass(frozen=True)
+class Landing:
+    """A file written under its temporary name, waiting to take its name with its group."""
+
+    job: CopyJob
+    target: str
+    checksum: str
+    writer: AtomicWrite
+    replace: bool
+    read: Entry  # the source's entry as it was read
+
+
 def renamed_candidate(path: str, attempt: int) -> str:
     """`dir/name.ext` -> `dir/name (1).ext` (conflict_resolution=rename keeps both)."""
     directory, name = posixpath.split(path)
@@ -63,12 +78,20 @@ class CopyWorkflow(Workflow):
     # them from the read itself (Backend.entry_read), so on object storage its walk
     # saves a request per object.
     plan_needs_dates = False
+    # Whether small files may take their names in groups. Not for a workflow whose step
+    # goes on with the file once it has its name (move re-reads it, restore dates it).
+    commits_in_groups = True
 
     def __init__(self, plan) -> None:
         super().__init__(plan)
         # folder -> what it held when first seen (Backend.listed_paths), or None
         self._folders_made: OrderedDict[str, frozenset[str] | None] = OrderedDict()
         self._folders_lock = threading.Lock()
+        # Final names chosen by a step and not yet taken (written under a temporary
+        # name, or waiting in a group): a second file bound for the same name sees it
+        # as existing (two sources with the same name, conflict_resolution rename).
+        self._reserved: set[str] = set()
+        self._reserved_lock = threading.Lock()
 
     @property
     def destination(self) -> StorageLocation:
@@ -107,12 +130,14 @@ class CopyWorkflow(Workflow):
             yield WorkItem(key=found.key, size=found.entry.size,
                            payload=CopyJob(found, join(self.destination.path, found.landing)))
 
-    def run(self, item: WorkItem, context: RunContext) -> ItemResult:
+    def run(self, item: WorkItem, context: RunContext) -> ItemResult | PendingResult:
         return self.copy(item.payload, context)[0]
 
-    def copy(self, job: CopyJob, context: RunContext) -> tuple[ItemResult, Entry | None]:
-        """The item's result, and the source's entry as it was read (None when it was
-        not: a folder, a conflict skipped unread)."""
+    def copy(self, job: CopyJob, context: RunContext
+             ) -> tuple[ItemResult | PendingResult, Entry | None]:
+        """The item's result (pending while the file waits for its group, see
+        commits_in_groups), and the source's entry as it was read (None when it was not:
+        a folder, a conflict skipped unread)."""
         backend = self.destination.backend
         if job.entry.type == "folder":
             self._make_folder(job.target_path)
@@ -128,8 +153,8 @@ class CopyWorkflow(Workflow):
                 pass
         return self._copy_to(job, backend.stat(job.target_path), context)
 
-    def _copy_to(self, job: CopyJob, existing: Entry | None,
-                 context: RunContext) -> tuple[ItemResult, Entry | None]:
+    def _copy_to(self, job: CopyJob, existing: Entry | None, context: RunContext
+                 ) -> tuple[ItemResult | PendingResult, Entry | None]:
         """Copies a file, `existing` being what its target holds (None: nothing)."""
         backend = self.destination.backend
         target = job.target_path
@@ -141,25 +166,83 @@ class CopyWorkflow(Workflow):
                 # killed): already done, not a conflict.
                 digest, read = same
                 return self._written("done", job, target, digest, source=read), read
-        if existing is not None and policy == "ignore":
-            same = self._same_content(job, target)
+        taken = existing is not None or self._is_reserved(target)
+        if taken and policy == "ignore":
+            same = self._same_content(job, target) if existing is not None else None
             message = (f"{self._namespace(target)} exists" +
                        ("" if same else " with different content") + ": skipped (ignore)")
             return (ItemResult("skipped", message=message, warning=same is None),
                     same[1] if same else None)
-        if existing is not None and policy == "rename":
+        if taken and policy == "rename":
             attempt = 1
-            while backend.stat(renamed_candidate(target, attempt)) is not None:
+            while (self._is_reserved(renamed_candidate(target, attempt))
+                   or backend.stat(renamed_candidate(target, attempt)) is not None):
                 attempt += 1
             target = renamed_candidate(target, attempt)
-        checksum, read = self._copy_file(job, target, replace=policy == "overwrite",
-                                         context=context)
+        with self._reserved_lock:
+            self._reserved.add(target)
+        try:
+            checksum, writer, read = self._write_temporary(job, target, context)
+        except BaseException:
+            self._release(target)
+            raise
+        landing = Landing(job, target, checksum, writer, replace=policy == "overwrite",
+                          read=read)
+        if self.commits_in_groups and writer.commits_in_group:
+            return PendingResult(landing, size=job.entry.size), read
+        try:
+            writer.commit(replace=landing.replace)
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            self._release(target)
+        return self._landed(landing), read
+
+    def settle(self, pending: list[PendingResult]) -> list[ItemResult | Exception]:
+        landings: list[Landing] = [p.state for p in pending]
+        try:
+            failures = self.destination.backend.commit_group(
+                [(landing.writer, landing.replace) for landing in landings])
+        finally:
+            for landing in landings:
+                self._release(landing.target)
+        results: list[ItemResult | Exception] = []
+        for landing, failure in zip(landings, failures, strict=True):
+            if failure is not None:
+                results.append(failure)
+                continue
+            try:
+                results.append(self._landed(landing))
+            except (StorageError, OSError) as error:
+                results.append(error)
+        return results
+
+    def discard(self, pending: list[PendingResult]) -> None:
+        for landing in (p.state for p in pending):
+            try:
+                landing.writer.abort()
+            except OSError:
+                pass  # a temporary file left: the next writer of that name replaces it
+            self._release(landing.target)
+
+    def _landed(self, landing: Landing) -> ItemResult:
+        """The result of a file once it has its final name."""
+        job, target, read = landing.job, landing.target, landing.read
         if self.flag["reset_file_date"]:
-            backend.set_times(target, read.atime, read.mtime)
+            self.destination.backend.set_times(target, read.atime, read.mtime)
         outcome = "renamed" if target != job.target_path else "done"
         message = (f"{self._namespace(job.target_path)} exists: written as "
                    f"{self._namespace(target)}") if outcome == "renamed" else None
-        return self._written(outcome, job, target, checksum, message, source=read), read
+        return self._written(outcome, job, target, landing.checksum, message, source=read)
+
+    def _is_reserved(self, target: str) -> bool:
+        with self._reserved_lock:
+            return target in self._reserved
+
+    def _release(self, target: str) -> None:
+        with self._reserved_lock:
+            self._reserved.discard(target)
 
     def finish(self, context: RunContext) -> list[CatalogChange]:
         if not self.flag["reset_folder_date"]:
@@ -193,9 +276,10 @@ class CopyWorkflow(Workflow):
     def _namespace(self, path: str) -> str:
         return "/" + join(self.destination.storage_name, path)
 
-    def _copy_file(self, job: CopyJob, target: str, replace: bool,
-                   context: RunContext) -> tuple[str, Entry]:
-        """The checksum of what was written, and the source's entry as it was read."""
+    def _write_temporary(self, job: CopyJob, target: str,
+                         context: RunContext) -> tuple[str, AtomicWrite, Entry]:
+        """Writes the file under its temporary name: its checksum, the write to commit
+        (the caller's to commit or abort), and the source's entry as it was read."""
         hasher = new_hasher(self.algorithm)
         # The source is opened first: a source that cannot be read leaves no temporary
         # file behind, and a temporary file means the copy is under way.
@@ -226,11 +310,10 @@ class CopyWorkflow(Workflow):
                 raise StorageError(
                     f"{job.found.namespace_path} reads with checksum {hasher.hexdigest()}, not the "
                     f"recorded {job.expected_checksum}: the stored copy is damaged; nothing written")
-            writer.commit(replace=replace)
         except BaseException:
             writer.abort()
             raise
-        return hasher.hexdigest(), after
+        return hasher.hexdigest(), writer, after
 
     def _same_content(self, job: CopyJob, target: str) -> tuple[str, Entry] | None:
         """The checksum both files share and the source's entry as it was read, or None

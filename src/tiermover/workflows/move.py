@@ -25,6 +25,8 @@ def is_container(location) -> bool:
 
 
 class MoveWorkflow(CopyWorkflow):
+    commits_in_groups = False  # the step re-reads the copy and deletes the source
+
     def run(self, item: WorkItem, context: RunContext) -> ItemResult:
         job: CopyJob = item.payload
         result, read = self.copy(job, context)

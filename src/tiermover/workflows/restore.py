@@ -20,6 +20,8 @@ from tiermover.workflows.sources import SourceFile
 
 
 class RestoreWorkflow(CopyWorkflow):
+    commits_in_groups = False  # the step dates the file once it has its name
+
     def landing(self, original: str) -> str:
         for source in self.execution.sources:
             top = source.namespace_path.rstrip("/")
