@@ -19,9 +19,9 @@ class CountingBackend(LocalBackend):
 
     walks = 0
 
-    def walk(self, path):
+    def walk(self, path, metadata=True):
         self.walks += 1
-        yield from super().walk(path)
+        yield from super().walk(path, metadata)
 
 
 class RecordingReporter:

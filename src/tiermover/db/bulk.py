@@ -108,11 +108,9 @@ def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple
 
 def _sqlite_rows_per_statement(session: Session, columns: int) -> int:
     connection = session.connection().connection.driver_connection
-    try:
-        import sqlite3
-        limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    except AttributeError:  # Python before 3.11
-        limit = 999
+    import sqlite3
+
+    limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     return max(1, min(1000, limit // columns))
 
 

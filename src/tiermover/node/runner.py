@@ -304,14 +304,7 @@ def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Ou
         entries = 0
         # (A workflow that does not count first is counted as its items run, below.)
         for item in workflow.plan() if workflow.counts_first else ():
-            with shared.counters:
-                progress.to_process_files += 1
-                progress.to_process_size += item.size
-                if item.key in finished_keys:
-                    shared.settled += 1
-                    progress.processed_files += 1
-                    progress.processed_size += item.size
-                    progress.finalized_files += 1
+            _count(item, finished_keys, shared)
             if kept is not None:
                 entries += _entries(item)
                 if entries > PLAN_KEPT_ENTRIES:
@@ -346,20 +339,31 @@ def _run_all(workflow: Workflow, finished_keys: set[str], shared: _Shared) -> Ou
     return None
 
 
+def _count(item: WorkItem, finished_keys: set[str], shared: _Shared) -> bool:
+    """Counts a planned item in the totals (and as done when an earlier attempt finished
+    it: True)."""
+    progress = shared.progress
+    with shared.counters:
+        progress.to_process_files += 1
+        progress.to_process_size += item.size
+        if item.key not in finished_keys:
+            return False
+        shared.settled += 1
+        progress.processed_files += 1
+        progress.processed_size += item.size
+        progress.finalized_files += 1
+        return True
+
+
 def _counted_as_planned(workflow: Workflow, finished_keys: set[str], shared: _Shared):
     """The plan in one walk: each item counted in the totals as it comes, and yielded
     unless an earlier attempt finished it."""
-    progress = shared.progress
     for item in workflow.plan():
-        with shared.counters:
-            progress.to_process_files += 1
-            progress.to_process_size += item.size
-            if item.key in finished_keys:
-                shared.settled += 1
-                progress.processed_files += 1
-                progress.processed_size += item.size
-                progress.finalized_files += 1
-                continue
+        if _count(item, finished_keys, shared):
+            # A resumed plan may skip long runs of finished items: pause and stop still
+            # answer meanwhile.
+            shared.checkpoint()
+            continue
         yield item
 
 

@@ -109,7 +109,7 @@ class Places:
             return None
 
     def storage(self, name: str) -> tuple[str, int, str] | None:
-        """(kind, id, name) of the container or NAS share called `name`."""
+        """(kind, id, name) of the container, NAS share or cloud bucket called `name`."""
         if name not in self._storages:
             # Its kind and id only: the row itself is not needed (one statement, not two).
             found = find_storage_id(self.session, name)

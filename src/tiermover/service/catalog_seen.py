@@ -191,7 +191,11 @@ class Sightings:
             for relative in by_depth[depth]:
                 if relative:
                     parent, _, name = relative.rpartition("/")
-                    head = (name, ids.get(parent), kind, storage_id, primary, relative,
+                    if parent not in ids:
+                        # Its folder was deleted by another request since the lookup: no
+                        # entry without a parent (the next scan catalogues it again).
+                        continue
+                    head = (name, ids[parent], kind, storage_id, primary, relative,
                             top + "/" + relative)
                 else:
                     head = (storage.name, None, kind, storage_id, primary, relative, top)

@@ -144,9 +144,10 @@ class CopyWorkflow(Workflow):
             return self._written("done", job, job.target_path, None), None
         listed = self._make_folder(posixpath.dirname(job.target_path))
         if listed is not None and job.target_path not in listed:
-            # Nothing there when the folder was listed. Something written there since is
-            # found when the copy takes its name (commit without replace): then the
-            # conflict is settled as if it had been there from the start.
+            # Nothing there when the folder was listed. Unless the policy is overwrite
+            # (which replaces whatever is there), something written there since is found
+            # when the copy takes its name (commit without replace): then the conflict is
+            # settled as if it had been there from the start.
             try:
                 return self._copy_to(job, None, context)
             except FileExistsError:
@@ -323,13 +324,15 @@ class CopyWorkflow(Workflow):
             return None
         digests = []
         read = None
-        for backend, path in ((job.source.backend, job.source_path),
-                              (self.destination.backend, target)):
+        for is_source, backend, path in ((True, job.source.backend, job.source_path),
+                                         (False, self.destination.backend, target)):
             hasher = new_hasher(self.algorithm)
             with backend.open_read(path) as reader:
                 for chunk in read_chunks(reader, self.execution.chunk_size):
                     hasher.update(chunk)
-                read = read or backend.entry_read(reader, path)
+                if is_source:
+                    # The source as read (never the destination's entry in its place).
+                    read = backend.entry_read(reader, path)
             digests.append(hasher.hexdigest())
         if digests[0] != digests[1] or read is None:
             return None

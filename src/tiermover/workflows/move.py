@@ -60,7 +60,7 @@ class MoveWorkflow(CopyWorkflow):
         if now is not None and read is not None and not read.same_version(now):
             result.warning = True
             result.message = (f"{job.found.namespace_path} changed after it was copied: "
-                              "kept, it will be moved again next run")
+                              "kept; the next run moves the version it holds then")
             return result
         if now is not None:
             job.source.backend.remove(job.source_path)
