@@ -68,6 +68,15 @@ def enqueue_execution(session: Session, task: Task, window_start=None, window_en
 
 def request(session: Session, task: Task, verb: str) -> ActiveJob:
     """Carry out a control verb as far as it can go now, and return its job."""
+    # Nothing flushed before the commit: the flush then updates the task before the
+    # execution, in the order a node's report does. An early flush (the SELECT of a log
+    # index autoflushes) would lock the execution first, and a report arriving meanwhile
+    # would deadlock with this request on PostgreSQL.
+    with session.no_autoflush:
+        return _request(session, task, verb)
+
+
+def _request(session: Session, task: Task, verb: str) -> ActiveJob:
     if verb == "run":
         return _run(session, task)
     execution = active_execution(session, task)
@@ -126,6 +135,9 @@ def finish_without_node(session: Session, execution: TaskExecution, task: Task, 
     execution.node_id = None
     append_log(session, execution, "warning" if status != "stopped_by_user" else "info", message)
     mirror_to_task(session, execution, task)
+    # The mail quotes the problems logged, this one's too (the task and the execution
+    # are both changed by now: one flush, in the usual order).
+    session.flush()
     # Ended without a node (never started, expired, lost): recipients hear of it too.
     notify_completion(session, execution)
 
