@@ -277,3 +277,11 @@ def fault_proxy(s3_server) -> Iterator[FaultProxy]:
     proxy = start_fault_proxy(s3_server.url)
     yield proxy
     stop_fault_proxy(proxy)
+
+
+@pytest.fixture
+def faults(fault_proxy) -> Iterator[FaultProxy]:
+    """The session's fault proxy with no faults and no recorded requests, before and after."""
+    fault_proxy.clear()
+    yield fault_proxy
+    fault_proxy.clear()

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from s3_support import fault_proxy, s3_server  # noqa: F401 - fixtures, used by name
+from s3_support import faults, fault_proxy, s3_server  # noqa: F401 - fixtures, used by name
 from tiermover.storage.local import LocalBackend
 from tiermover.storage.open import open_backend
 from tiermover.workflows.base import ExecutionPlan, PendingResult, StorageLocation
@@ -48,13 +48,6 @@ def copy_all(source: StorageLocation, destination: StorageLocation, context=None
     settled = iter(workflow.settle(pending) if pending else ())
     return [next(settled) if isinstance(result, PendingResult) else result
             for result in results]
-
-
-@pytest.fixture
-def faults(fault_proxy):
-    fault_proxy.clear()
-    yield fault_proxy
-    fault_proxy.clear()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from s3_support import fault_proxy, s3_server  # noqa: F401 - fixtures, used by name
+from s3_support import faults, fault_proxy, s3_server  # noqa: F401 - fixtures, used by name
 from tiermover.storage.base import EscapesRoot, StorageError
 from tiermover.storage.open import open_backend, reachable
 from tiermover.storage.s3 import S3Backend
@@ -59,13 +59,6 @@ def s3(s3_server, bucket):
                        ("a.txt", b"dot sorts before slash")]:
         put(backend, path, data)
     return backend
-
-
-@pytest.fixture
-def faults(fault_proxy):
-    fault_proxy.clear()
-    yield fault_proxy
-    fault_proxy.clear()
 
 
 @pytest.fixture

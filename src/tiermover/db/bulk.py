@@ -76,32 +76,28 @@ def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple
     converted once."""
     dialect = session.get_bind().dialect
     from_unix = unix_time_binder(dialect)
-    # The dialect's own type (SQLite's DATETIME writes the text SQLAlchemy reads back),
-    # under the column's decorator (UTCDateTime).
-    processors = [(index, processor, {}) for index, name in enumerate(columns)
-                  if name not in unix_times and (processor := table.c[name].type.dialect_impl(
-                      dialect).bind_processor(dialect)) is not None]
-    times = [index for index, name in enumerate(columns) if name in unix_times]
-    if not processors and not times:
+    # (index, conversion, values already converted). A file's three dates are often one,
+    # so the Unix-time columns share one memo; the others convert with the dialect's own
+    # type (SQLite's DATETIME writes the text SQLAlchemy reads back), under the column's
+    # decorator (UTCDateTime).
+    dates: dict = {}
+    conversions = [(index, from_unix, dates) for index, name in enumerate(columns)
+                   if name in unix_times]
+    conversions += [(index, processor, {}) for index, name in enumerate(columns)
+                    if name not in unix_times and (processor := table.c[name].type.dialect_impl(
+                        dialect).bind_processor(dialect)) is not None]
+    if not conversions:
         return rows
     converted = []
-    dates: dict = {}  # a file's three dates are often one
     for row in rows:
         row = list(row)
-        for index in times:
-            value = row[index]
-            if value is not None:
-                try:
-                    row[index] = dates[value]
-                except KeyError:
-                    row[index] = dates[value] = from_unix(value)
-        for index, processor, seen in processors:
+        for index, convert, seen in conversions:
             value = row[index]
             if value is not None:
                 try:
                     row[index] = seen[value]
                 except KeyError:
-                    row[index] = seen[value] = processor(value)
+                    row[index] = seen[value] = convert(value)
         converted.append(row)
     return converted
 
@@ -131,8 +127,8 @@ def _staged(session: Session, table, columns: Sequence[str], rows: Sequence) -> 
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
         f"SELECT {names} FROM {table.name} WITH NO DATA")
     connection.exec_driver_sql(f"TRUNCATE {staging}")
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+    with connection.connection.driver_connection.cursor() as cursor, \
+            cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
     return staging
