@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from conftest import BACKENDS
-from tiermover.db.bulk import insert_rows, update_rows
+from tiermover.db.bulk import STAGED_FROM, insert_rows, update_rows
 from tiermover.db.migrate import upgrade_to_head
 from tiermover.db.models import CatalogFile
 from tiermover.db.session import make_engine
@@ -57,12 +57,15 @@ def test_inserted_rows_return_their_ids_and_read_back_like_orm_rows(engine):
     assert len(returned) == 1500 and {path for _, path in returned} == {
         f"f{n}" for n in range(1500)}
     assert [path for _, path in again] == ["late"]
-    with Session(engine) as session, session.begin():
-        # What COPY and SQL text would need escaped goes through as it is.
-        odd = "we\\ird\ttab\nline 'quoted' \"double\" %s ?"
-        assert [path for _, path in insert_rows(session, table, COLUMNS,
-                                                [row(odd, root_id, fraction)],
-                                                returning=("id", "path"))] == [odd]
+    # What COPY and SQL text would need escaped goes through as it is, alone (as
+    # parameters of one statement) and among many (COPYed on PostgreSQL).
+    odd = "we\\ird\ttab\nline 'quoted' \"double\" %s ?"
+    for count in (1, STAGED_FROM):
+        paths = [odd] if count == 1 else [f"{odd}{n}" for n in range(count)]
+        with Session(engine) as session, session.begin():
+            assert sorted(path for _, path in insert_rows(
+                session, table, COLUMNS, [row(path, root_id, fraction) for path in paths],
+                returning=("id", "path"))) == sorted(paths)
     with Session(engine) as session:
         by_path = {entry.path: entry for entry in session.scalars(
             select(CatalogFile).where(CatalogFile.storage_id == 7))}
@@ -106,17 +109,21 @@ def test_dates_given_as_unix_times_read_back_like_datetimes(engine):
 
 
 @pytest.mark.parametrize("fresh_database", BACKENDS, indirect=True)
-def test_updated_rows_take_their_new_values_by_id(engine):
+@pytest.mark.parametrize("untouched", [1, STAGED_FROM])  # a few rows, and many (COPYed)
+def test_updated_rows_take_their_new_values_by_id(engine, untouched):
     table = CatalogFile.__table__
     date = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    later = datetime(2026, 4, 1, 8, 30, tzinfo=timezone.utc)
+    names = ["u0", "u2"] + [f"v{n}" for n in range(untouched)]
     with Session(engine) as session, session.begin():
         ids = dict((path, file_id) for file_id, path in insert_rows(
-            session, table, COLUMNS, [row(f"u{n}", None, date) for n in range(3)],
+            session, table, COLUMNS, [row(name, None, date) for name in [*names, "u1"]],
             returning=("id", "path")))
-        later = datetime(2026, 4, 1, 8, 30, tzinfo=timezone.utc)
         update_rows(session, table, ("size", "modification_date", "checksum"),
-                    [(10, later, "abc", ids["u0"]), (20, None, None, ids["u2"])])
+                    [(10, later, "abc", ids["u0"]), (20, None, None, ids["u2"])]
+                    + [(30 + n, later, f"c{n}", ids[f"v{n}"]) for n in range(untouched)])
     with Session(engine) as session:
         found = {entry.path: (entry.size, entry.modification_date, entry.checksum)
                  for entry in session.scalars(select(CatalogFile))}
-    assert found == {"u0": (10, later, "abc"), "u1": (3, date, None), "u2": (20, None, None)}
+    assert found == {"u0": (10, later, "abc"), "u1": (3, date, None), "u2": (20, None, None),
+                     **{f"v{n}": (30 + n, later, f"c{n}") for n in range(untouched)}}

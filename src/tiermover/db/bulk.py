@@ -19,6 +19,10 @@ from tiermover.db.base import unix_time_binder
 # Rows per statement: under SQLite's bound-parameter limit with a dozen columns a row,
 # and big enough that a statement's overhead is spread thin.
 BATCH = 500
+# PostgreSQL: up to this many rows go in as parameters of one statement. COPY through a
+# temporary table pays three statements (create, truncate, copy) before the real one,
+# which only thousands of rows repay; most reports carry a handful.
+STAGED_FROM = 64
 
 
 def chunks(values: Sequence, size: int = BATCH) -> Iterator[Sequence]:
@@ -64,9 +68,9 @@ def one_of(session: Session, column, values: list[str]):
 # The helpers above go through SQLAlchemy's statement and parameter handling, which costs
 # more per row than the database's own work once a batch holds thousands (a scan's). The
 # ones below take rows as tuples in a given column order, apply only the columns' own
-# conversions (dates), and hand the driver one statement for many rows: on SQLite a
-# multi-row VALUES (or an executemany), on PostgreSQL a COPY into a temporary table and
-# one statement from there.
+# conversions (dates), and hand the driver one statement for many rows: a multi-row
+# VALUES (or an executemany), and on PostgreSQL for many rows a COPY into a temporary
+# table and one statement from there.
 
 def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
            unix_times: Collection[str] = ()) -> Sequence:
@@ -147,15 +151,16 @@ def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
     back = f" RETURNING {', '.join(returning)}" if returning else ""
     values = _bound(session, table, columns, rows, unix_times)
     found: list[tuple] = []
-    if session.get_bind().dialect.name == "postgresql":
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and len(values) >= STAGED_FROM:
         staging = _staged(session, table, columns, values)
         result = connection.exec_driver_sql(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
             f"ON CONFLICT DO NOTHING{back}")
         return result.all() if returning else found
     # Multi-row VALUES, also without RETURNING: half the cost per row of an executemany.
-    group = "(" + ", ".join("?" * len(columns)) + ")"
-    size = _sqlite_rows_per_statement(session, len(columns))
+    group = "(" + ", ".join(["%s" if postgres else "?"] * len(columns)) + ")"
+    size = STAGED_FROM if postgres else _sqlite_rows_per_statement(session, len(columns))
     for batch in chunks(values, size):
         statement = (f"INSERT INTO {table.name} ({names}) VALUES "
                      f"{', '.join([group] * len(batch))} ON CONFLICT DO NOTHING{back}")
@@ -176,14 +181,16 @@ def update_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
         return
     connection = session.connection()
     values = _bound(session, table, [*columns, key], rows, unix_times)
-    if session.get_bind().dialect.name == "postgresql":
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and len(values) >= STAGED_FROM:
         staging = _staged(session, table, [*columns, key], values)
         assignments = ", ".join(f"{name} = v.{name}" for name in columns)
         connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} FROM {staging} AS v "
                                    f"WHERE {table.name}.{key} = v.{key}")
         return
-    assignments = ", ".join(f"{name} = ?" for name in columns)
-    connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE {key} = ?",
+    mark = "%s" if postgres else "?"
+    assignments = ", ".join(f"{name} = {mark}" for name in columns)
+    connection.exec_driver_sql(f"UPDATE {table.name} SET {assignments} WHERE {key} = {mark}",
                                [tuple(row) for row in values])
 
 

@@ -112,9 +112,15 @@ def _option(session: Session, task_id: int, kind: str) -> str | None:
                                                          TaskOption.type == kind))
 
 
-def apply_items(session: Session, execution: TaskExecution, items: list[dict]) -> None:
+def is_set(option_value: str | None) -> bool:
+    """Whether a yes/no task option (full_report) holds yes."""
+    return (option_value or "").lower() in ("1", "true")
+
+
+def apply_items(session: Session, execution: TaskExecution, items: list[dict],
+                full_report: bool | None = None) -> None:
     """Finished items' catalog changes, and their lines in the execution's files (and,
-    with option full_report, in its log)."""
+    with option full_report, in its log; None: read it)."""
     batch = sort_changes(items)
     if batch.is_empty():
         return  # most reports of most executions: nothing for the catalog, no query
@@ -122,7 +128,8 @@ def apply_items(session: Session, execution: TaskExecution, items: list[dict]) -
     from tiermover.service.execution_state import append_log
 
     task = session.get(Task, execution.task_id)
-    full_report = (_option(session, task.id, "full_report") or "").lower() in ("1", "true")
+    if full_report is None:
+        full_report = is_set(_option(session, task.id, "full_report"))
     handled = CatalogUpdate(session, execution, task.workflow_action, full_report).apply(batch)
     for line in handled:
         if full_report or line.outcome in ("deleted", "offline", "kept"):

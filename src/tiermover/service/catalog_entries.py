@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
-from tiermover.db.bulk import chunks, insert_ignoring_conflicts, one_of
+from tiermover.db.bulk import insert_rows, rows_with
 from tiermover.db.models import CatalogFile, Tape, TapeLibrary
 from tiermover.service.errors import ValidationFailed
 from tiermover.service.namespace import find_storage_id, split_namespace_path
@@ -139,8 +139,7 @@ class Known:
     checksum: str | None
 
 
-def _known(row) -> Known:
-    return Known(row.id, row.type, row.size, row.modification_date, row.checksum)
+KNOWN_COLUMNS = ("id", "path", "type", "size", "modification_date", "checksum")
 
 
 class Entries:
@@ -173,13 +172,29 @@ class Entries:
             by_depth.setdefault(place.relative.count("/") + bool(place.relative), []).append(place)
         for depth in sorted(by_depth):
             # Rows with the same columns together: one statement for each kind.
-            level = sorted(by_depth[depth], key=lambda place: place.key in filled)
-            insert_ignoring_conflicts(self.session, CatalogFile,
-                                      [{**self._new_row(place), **filled.get(place.key, {})}
-                                       for place in level])
-            self._load(level)
-            self.created.update(place.key for place in level)
+            shapes: dict[tuple[str, ...], list[tuple[Place, dict]]] = {}
+            for place in by_depth[depth]:
+                row = {**self._new_row(place), **filled.get(place.key, {})}
+                shapes.setdefault(tuple(row), []).append((place, row))
+            for columns, level in shapes.items():
+                self._insert(columns, level)
         statistics.grew(self.session, len(missing))
+
+    def _insert(self, columns: tuple[str, ...], level: list[tuple[Place, dict]]) -> None:
+        """Insert one depth's new entries; the ids come back with the insert. An entry
+        another request inserted meanwhile is left as it is and read back instead."""
+        by_path = {(place.kind, place.storage_id, place.relative): (place, row)
+                   for place, row in level}
+        inserted = insert_rows(self.session, CatalogFile.__table__, columns,
+                               [tuple(row.values()) for _, row in level],
+                               returning=("id", "storage_kind", "storage_id", "path"))
+        for file_id, kind, storage_id, path in inserted:
+            place, row = by_path.pop((kind, storage_id, path))
+            self.by_key[place.key] = Known(file_id, row["type"], row["size"],
+                                           row.get("modification_date"), row.get("checksum"))
+            self.created.add(place.key)
+        if by_path:
+            self._load([place for place, _ in by_path.values()])
 
     def _new_row(self, place: Place) -> dict:
         parent = None
@@ -196,14 +211,12 @@ class Entries:
         for place in places:
             groups.setdefault((place.kind, place.storage_id), []).append(place.relative)
         for (kind, storage_id), paths in groups.items():
-            for batch in chunks(paths):
-                rows = self.session.execute(
-                    select(CatalogFile.id, CatalogFile.path, CatalogFile.type, CatalogFile.size,
-                           CatalogFile.modification_date, CatalogFile.checksum)
-                    .where(CatalogFile.storage_kind == kind, CatalogFile.storage_id == storage_id,
-                           one_of(self.session, CatalogFile.path, list(batch))))
-                for row in rows:
-                    self.by_key[(kind, storage_id, row.path)] = _known(row)
+            # Driver-level: the ORM's statement handling cost more than these small lookups.
+            for file_id, path, kind_of, size, mtime, checksum in rows_with(
+                    self.session, CatalogFile.__table__, KNOWN_COLUMNS,
+                    {"storage_kind": kind, "storage_id": storage_id}, "path", paths):
+                self.by_key[(kind, storage_id, path)] = Known(file_id, kind_of, size, mtime,
+                                                              checksum)
 
     def __getitem__(self, place: Place) -> Known:
         return self.by_key[place.key]

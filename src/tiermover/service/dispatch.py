@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from tiermover.db.base import utcnow
-from tiermover.db.models import Node, Task, TaskExecution, TaskSchedule
-from tiermover.service import queue
+from tiermover.db.models import Node, Task, TaskExecution, TaskOption, TaskSchedule
+from tiermover.service import catalog, queue
 from tiermover.service.errors import Forbidden, NotFound, ValidationFailed
 from tiermover.service.execution_spec import execution_specs
 from tiermover.service.execution_state import (
@@ -65,10 +65,14 @@ def _load_tasks(session: Session, executions) -> dict[int, Task]:
 
 
 _TASKS = select(Task).where(Task.id.in_(bindparam("ids", expanding=True)))
-# The executions with their tasks, their last log idx and whether the task has a schedule
-# (whose counters of missed runs a run that ends done clears; most tasks have none).
+# The executions with their tasks, their last log idx, whether the task has a schedule
+# (whose counters of missed runs a run that ends done clears; most tasks have none) and
+# its option full_report (what the catalog logs per file).
 _EXECUTIONS = (select(TaskExecution, Task, last_log_index(TaskExecution.id),
-                      exists().where(TaskSchedule.task_id == Task.id))
+                      exists().where(TaskSchedule.task_id == Task.id),
+                      select(TaskOption.value)
+                      .where(TaskOption.task_id == Task.id, TaskOption.type == "full_report")
+                      .limit(1).scalar_subquery())
                .join(Task, Task.id == TaskExecution.task_id)
                .where(TaskExecution.id.in_(bindparam("ids", expanding=True))))
 
@@ -82,18 +86,20 @@ def _lost(node: Node, execution_id: str) -> Forbidden:
 
 
 def _load_executions(session: Session, ids: list[str]
-                     ) -> tuple[dict[str, TaskExecution], dict[int, Task], set[int]]:
-    """The executions with their tasks and last log idx, and the ids of those tasks that
-    have a schedule, in one SELECT."""
-    executions, tasks, scheduled = {}, {}, set()
-    for execution, task, last_index, has_schedule in session.execute(
+                     ) -> tuple[dict[str, TaskExecution], dict[int, Task], set[int], set[int]]:
+    """The executions with their tasks and last log idx, the ids of those tasks that
+    have a schedule and of those that ask for a full report, in one SELECT."""
+    executions, tasks, scheduled, full_reports = {}, {}, set(), set()
+    for execution, task, last_index, has_schedule, full_report in session.execute(
             _EXECUTIONS, {"ids": sorted(set(ids))}):
         remember_last_log_index(session, execution.id, last_index)
         executions[execution.id] = execution
         tasks[task.id] = task
         if has_schedule:
             scheduled.add(task.id)
-    return executions, tasks, scheduled
+        if catalog.is_set(full_report):
+            full_reports.add(task.id)
+    return executions, tasks, scheduled, full_reports
 
 
 def apply_report(session: Session, node: Node, execution_id: str, report: dict,
@@ -127,8 +133,8 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
         final = report.get("final")
         if final and final.get("status") not in NODE_FINALS:
             raise ValidationFailed.on("final.status", "inclusion", value=final.get("status"))
-    executions, tasks, scheduled = _load_executions(session,
-                                                    [r["execution_id"] for r in reports])
+    executions, tasks, scheduled, full_reports = _load_executions(
+        session, [r["execution_id"] for r in reports])
     results: dict[str, dict] = {}
     errors: dict[str, Exception] = {}
     accepted: list[tuple[dict, TaskExecution]] = []
@@ -162,7 +168,7 @@ def _apply_reports(session: Session, node: Node, reports: list[dict], lease: tim
             applied.append((report, execution, fresh))
     session.flush()
     for report, execution, fresh in applied:
-        apply_to_catalog(session, execution, fresh)
+        apply_to_catalog(session, execution, fresh, execution.task_id in full_reports)
         if report.get("final") and execution.status in queue.FINAL:
             # After the flush: the mail quotes the problems logged, this report's too.
             notify_completion(session, execution)

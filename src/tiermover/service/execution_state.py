@@ -193,10 +193,12 @@ def log_items(session: Session, execution: TaskExecution, fresh: list[dict]) -> 
             append_log(session, execution, level, item["message"])
 
 
-def apply_to_catalog(session: Session, execution: TaskExecution, fresh: list[dict]) -> None:
+def apply_to_catalog(session: Session, execution: TaskExecution, fresh: list[dict],
+                     full_report: bool | None = None) -> None:
+    """`full_report`: the task's option, when the caller read it already."""
     if fresh:
         # The catalog applies a whole batch at once (a scan reports thousands per request).
-        catalog.apply_items(session, execution, fresh)
+        catalog.apply_items(session, execution, fresh, full_report)
         tape_spec.apply_tape_changes(session, fresh)
 
 
