@@ -212,11 +212,15 @@ def _load_storages(session: Session, parts: list) -> list:
 
 
 # The queries of execution_specs, built once: `task_ids` is the list of the batch's tasks.
+# The task parts come as rows, not ORM objects (nothing changes them here, and loading
+# objects cost more than the queries): a row reads like the object, column by column.
 _TASK_IDS = bindparam("task_ids", expanding=True)
-_SPEC_SOURCES = select(TaskSource).where(TaskSource.task_id.in_(_TASK_IDS)).order_by(TaskSource.id)
-_SPEC_DESTINATIONS = (select(TaskDestination).where(TaskDestination.task_id.in_(_TASK_IDS))
-                      .order_by(TaskDestination.id))
-_SPEC_OPTIONS = select(TaskOption).where(TaskOption.task_id.in_(_TASK_IDS))
+_SPEC_SOURCES = (select(TaskSource.__table__).where(TaskSource.task_id.in_(_TASK_IDS))
+                 .order_by(TaskSource.id))
+_SPEC_DESTINATIONS = (select(TaskDestination.__table__)
+                      .where(TaskDestination.task_id.in_(_TASK_IDS)).order_by(TaskDestination.id))
+_SPEC_OPTIONS = select(TaskOption.task_id, TaskOption.type, TaskOption.value).where(
+    TaskOption.task_id.in_(_TASK_IDS))
 _SPEC_FILTERS = (select(TaskCallback.task_id, TaskCallback.script)
                  .where(TaskCallback.task_id.in_(_TASK_IDS), TaskCallback.type == "filter")
                  .order_by(TaskCallback.id))
@@ -226,9 +230,9 @@ def execution_specs(session: Session, executions: list[TaskExecution]) -> list[d
     """The specs of several executions (a node claims several at once), with one query
     per kind of task part for all of them; in the order of `executions`."""
     batch = {"task_ids": sorted({execution.task_id for execution in executions})}
-    sources = _by_task(session.scalars(_SPEC_SOURCES, batch))
-    destinations = _by_task(session.scalars(_SPEC_DESTINATIONS, batch))
-    options = _by_task(session.scalars(_SPEC_OPTIONS, batch))
+    sources = _by_task(session.execute(_SPEC_SOURCES, batch))
+    destinations = _by_task(session.execute(_SPEC_DESTINATIONS, batch))
+    options = _by_task(session.execute(_SPEC_OPTIONS, batch))
     filters = _by_task(session.execute(_SPEC_FILTERS, batch))
     storages = _load_storages(session, [part for parts in (*sources.values(),
                                                            *destinations.values())
