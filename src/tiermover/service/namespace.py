@@ -14,11 +14,14 @@ such a name is refused as ambiguous (422) rather than guessed.
 from __future__ import annotations
 
 import os
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from sqlalchemy import String, bindparam, literal, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import String, bindparam, event, literal, select, union_all
+from sqlalchemy.orm import Session, object_session
 
 from tiermover.db.models import CloudBucket, CloudConnector, Container, NasShare
 from tiermover.service.errors import ValidationFailed
@@ -113,8 +116,76 @@ def storages_named(session: Session, name: str) -> list[tuple[str, Storage]]:
 def find_storage_id(session: Session, name: str) -> tuple[str, int] | None:
     """(kind, id) of the one storage called `name`; None when there is none, or several
     (an ambiguous name leads nowhere rather than to a guess)."""
-    found = _storage_ids_named(session, name)
-    return found[0] if len(found) == 1 else None
+    return storage_names.lookup(session, name)
+
+
+class StorageNames:
+    """Which storage each name stands for, remembered per database for a few seconds.
+
+    Every report that writes to the catalog resolves the storage names of its paths;
+    they change rarely, and whenever a transaction of this process changes a storage
+    (created, renamed, deleted; or its connector), everything remembered is forgotten
+    as it commits. A session that flushed such a change looks names up itself until it
+    commits. The time limit bounds how long a change made by another process can go
+    unseen.
+    """
+
+    SECONDS = 5.0
+    MAX_NAMES = 10_000
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_database: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._generation = 0
+
+    def lookup(self, session: Session, name: str) -> tuple[str, int] | None:
+        database = session.get_bind()
+        now = time.monotonic()
+        with self._lock:
+            known = self._by_database.setdefault(database, {})
+            remembered = known.get(name)
+            generation = self._generation
+        if remembered is not None and now - remembered[1] < self.SECONDS \
+                and not session.info.get(_STORAGES_CHANGED):
+            return remembered[0]
+        found = _storage_ids_named(session, name)
+        value = found[0] if len(found) == 1 else None
+        with self._lock:
+            # Not if a change committed meanwhile: what was read may predate it.
+            if generation == self._generation and not session.info.get(_STORAGES_CHANGED):
+                if len(known) >= self.MAX_NAMES:
+                    known.clear()
+                known[name] = (value, now)
+        return value
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._by_database.clear()
+
+
+storage_names = StorageNames()
+_STORAGES_CHANGED = "storages_changed"
+_NAMED = (Container, NasShare, CloudBucket, CloudConnector)
+
+
+def _note_storage_change(mapper, connection, target) -> None:
+    # Mapper events: they fire only for these objects, so other flushes pay nothing.
+    session = object_session(target)
+    if session is not None:
+        session.info[_STORAGES_CHANGED] = True
+
+
+for _model in _NAMED:
+    for _when in ("after_insert", "after_update", "after_delete"):
+        event.listen(_model, _when, _note_storage_change)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_storage_names(session: Session) -> None:
+    if session.info.pop(_STORAGES_CHANGED, False):
+        storage_names.forget()
+
 
 
 def _inside(root: Path, candidate: Path) -> bool:
