@@ -129,8 +129,9 @@ class ExecutionFile(Base):
     __table_args__ = (UniqueConstraint("execution_id", "file_id", name="uq_execution_files"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # Lookups by execution use uq_execution_files (it starts with execution_id).
     execution_id: Mapped[str] = mapped_column(
-        ForeignKey("task_executions.id", ondelete="CASCADE"), index=True
+        ForeignKey("task_executions.id", ondelete="CASCADE")
     )
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
     outcome: Mapped[str] = mapped_column(String(32), default="done")
