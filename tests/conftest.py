@@ -87,6 +87,19 @@ def fresh_database(request, tmp_path) -> Database:
     _drop_database(db)
 
 
+@pytest.fixture
+def migrated_engine(fresh_database):
+    """An engine on `fresh_database` with the migrations' schema, for tests of the
+    service and database layers without a server."""
+    from tiermover.db.migrate import upgrade_to_head
+    from tiermover.db.session import make_engine
+
+    engine = make_engine(fresh_database.url)
+    upgrade_to_head(engine)
+    yield engine
+    engine.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

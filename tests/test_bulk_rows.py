@@ -12,9 +12,7 @@ from sqlalchemy.orm import Session
 
 from conftest import BACKENDS
 from tiermover.db.bulk import STAGED_FROM, insert_rows, update_rows
-from tiermover.db.migrate import upgrade_to_head
 from tiermover.db.models import CatalogFile
-from tiermover.db.session import make_engine
 
 COLUMNS = ("name", "parent", "storage_kind", "storage_id", "path", "file_path", "type",
            "size", "modification_date", "in_cache", "offline", "extern")
@@ -26,11 +24,8 @@ def row(path: str, parent: int | None, date: datetime) -> tuple:
 
 
 @pytest.fixture
-def engine(fresh_database):
-    engine = make_engine(fresh_database.url)
-    upgrade_to_head(engine)
-    yield engine
-    engine.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 @pytest.mark.parametrize("fresh_database", BACKENDS, indirect=True)

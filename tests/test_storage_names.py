@@ -16,11 +16,8 @@ from tiermover.service.namespace import find_storage_id
 
 
 @pytest.fixture
-def engine(fresh_database):
-    engine = make_engine(fresh_database.url)
-    upgrade_to_head(engine)
-    yield engine
-    engine.dispose()
+def engine(migrated_engine):
+    return migrated_engine
 
 
 def _lookup(engine, name: str):

@@ -14,6 +14,7 @@ from tiermover.db.models import CatalogFile, Task, TaskExecution, TaskOption
 from tiermover.service.catalog_changes import CatalogUpdate, sort_changes
 from tiermover.service.catalog_entries import attribute_values
 from tiermover.service.namespace import Location
+from tiermover.service.task_options import TRUE_WORDS
 
 
 def _apply_stat(entry: CatalogFile, path: str) -> None:
@@ -113,8 +114,9 @@ def _option(session: Session, task_id: int, kind: str) -> str | None:
 
 
 def is_set(option_value: str | None) -> bool:
-    """Whether a yes/no task option (full_report) holds yes."""
-    return (option_value or "").lower() in ("1", "true")
+    """Whether a yes/no task option (full_report) holds yes, as the option's check reads
+    it."""
+    return (option_value or "").strip().lower() in TRUE_WORDS
 
 
 def apply_items(session: Session, execution: TaskExecution, items: list[dict],

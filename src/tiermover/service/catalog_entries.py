@@ -183,18 +183,17 @@ class Entries:
     def _insert(self, columns: tuple[str, ...], level: list[tuple[Place, dict]]) -> None:
         """Insert one depth's new entries; the ids come back with the insert. An entry
         another request inserted meanwhile is left as it is and read back instead."""
-        by_path = {(place.kind, place.storage_id, place.relative): (place, row)
-                   for place, row in level}
+        by_key = {place.key: (place, row) for place, row in level}
         inserted = insert_rows(self.session, CatalogFile.__table__, columns,
                                [tuple(row.values()) for _, row in level],
                                returning=("id", "storage_kind", "storage_id", "path"))
-        for file_id, kind, storage_id, path in inserted:
-            place, row = by_path.pop((kind, storage_id, path))
+        for file_id, *key in inserted:
+            place, row = by_key.pop(tuple(key))
             self.by_key[place.key] = Known(file_id, row["type"], row["size"],
                                            row.get("modification_date"), row.get("checksum"))
             self.created.add(place.key)
-        if by_path:
-            self._load([place for place, _ in by_path.values()])
+        if by_key:
+            self._load([place for place, _ in by_key.values()])
 
     def _new_row(self, place: Place) -> dict:
         parent = None
