@@ -190,6 +190,23 @@ class Destination:
     disk: Path
 
 
+# From this many files a set's data and copies stay on disk until the benchmark ends.
+KEEP_COPIES_FROM_FILES = 1000
+
+
+def keeps_copies(data: DataSet) -> bool:
+    """Whether a set's data and copies stay until the benchmark ends.
+
+    On ext4 without a journal (this machine's file system) the inode allocator skips
+    every inode freed in the last minute, reading its inode table block each time: a
+    tool that creates thousands of files right after the previous run's thousands were
+    deleted spends seconds of system time there, more than on the copy itself, and more
+    or less from one run to the next. Kept, every tool (and the next set) creates its
+    files where nothing was just deleted. Sets of a few large files free a handful of
+    inodes, and their copies are large: those are deleted after each run."""
+    return data.files >= KEEP_COPIES_FROM_FILES
+
+
 class CopyBench:
     def __init__(self, workdir: Path, processes: Processes, args):
         self.workdir = workdir
@@ -271,15 +288,17 @@ class CopyBench:
                 key = path.relative_to(source.parent).as_posix()
                 client.head(f"{self.s3_url}/bench-src/{key}").raise_for_status()
 
-    def warm_up(self, source: Path) -> None:
-        """One untimed `cp -r` of the set, then deleted: on a machine whose memory is
-        full of page cache, the first copy after the data was made pays for the kernel
-        reclaiming memory (seconds of system time), whichever tool it is."""
+    def warm_up(self, source: Path, keep: bool = False) -> None:
+        """One untimed `cp -r` of the set: on a machine whose memory is full of page
+        cache, the first copy after the data was made pays for the kernel reclaiming
+        memory (seconds of system time), whichever tool it is. Deleted at once unless
+        `keep` (see `keeps_copies`)."""
         out = self.workdir / "out" / "warm-up"
         out.mkdir()
         subprocess.run(["cp", "-r", str(source), str(out) + "/"], check=True)
         sync_filesystem(out)
-        shutil.rmtree(out)
+        if not keep:
+            shutil.rmtree(out)
 
     def check_space(self, needed: int) -> None:
         free = free_bytes(self.workdir)
@@ -326,8 +345,9 @@ class CopyBench:
                       sum(cpu_seconds(pid) for pid in watched) - cpu_before)
 
     def measure(self, row: Row, run, destination: Destination, expected: dict[str, str],
-                landed: Path) -> None:
-        """One sample: from a settled disk, run, check what landed, delete it."""
+                landed: Path, keep: bool = False) -> None:
+        """One sample: from a settled disk, run, check what landed, delete it (unless
+        `keep`: it stays until the benchmark ends, see `keeps_copies`)."""
         sync_filesystem(self.workdir)
         sample = run()
         found = tree_digest(landed)
@@ -337,7 +357,8 @@ class CopyBench:
             raise RuntimeError(f"{row.tool} did not copy {landed} faithfully: {len(wrong)} "
                                f"files missing or different (e.g. {wrong[:3]}), {len(extra)} "
                                f"unexpected (e.g. {extra[:3]})")
-        shutil.rmtree(destination.disk)
+        if not keep:
+            shutil.rmtree(destination.disk)
         row.samples.append(sample)
         self.log(f"  {row.tool:<10} {row.direction:<15} {sample.seconds:7.2f} s "
                  f"(tool {sample.tool_seconds:.2f} s, CPU {sample.cpu_seconds:.1f} s)")
@@ -345,14 +366,16 @@ class CopyBench:
     # --- the sets --------------------------------------------------------------------------
     def local_set(self, data: DataSet, filler: Filler) -> None:
         total = data.files * data.size
-        self.check_space(2 * total + GiB)
-        self.log(f"building {data.name}: {data.description}")
-        source = build(data, self.workdir / "data", filler)
-        expected = tree_digest(source)
-        self.warm_up(source)
         rows = {tool: Row(data.name, "local -> local", tool, data.files, total)
                 for tool in ("tiermover", "rclone", "cp -r", "rsync -a")
                 if tool in ("tiermover", "rclone") or shutil.which(tool.split()[0])}
+        keep = keeps_copies(data)
+        copies = 1 + (1 + self.args.runs * len(rows) if keep else 1)
+        self.check_space(copies * total + GiB)
+        self.log(f"building {data.name}: {data.description}")
+        source = build(data, self.workdir / "data", filler)
+        expected = tree_digest(source)
+        self.warm_up(source, keep)
         for round_index in range(self.args.runs):
             tools = list(rows)
             # The tools take turns: each round starts with the next one, so that drift in
@@ -374,8 +397,9 @@ class CopyBench:
                         "rsync -a": ["rsync", "-a", str(source), str(out) + "/"],
                     }[tool]
                     run = lambda argv=argv: self.run_peer(argv, out)
-                self.measure(rows[tool], run, destination, expected, landed)
-        shutil.rmtree(source)
+                self.measure(rows[tool], run, destination, expected, landed, keep)
+        if not keep:
+            shutil.rmtree(source)
         self.rows += rows.values()
 
     def s3_set(self, data: DataSet, filler: Filler) -> None:
