@@ -164,6 +164,15 @@ def test_reports_of_several_executions_in_one_request_also_claim(server):
         {"execution_id": third["id"], "final": {"status": "exploded"}}]})
     assert refused.status_code == 422, refused.text
     assert "messages" in refused.json()
+    # So is a body that is not JSON, or whose fields have the wrong types: the API's
+    # error body, naming what is wrong.
+    broken = node.post(f"/nodes/{node_id}/reports", content=b'{"reports": [')
+    assert broken.status_code == 422, broken.text
+    assert list(broken.json()["details"]) == ["body"]
+    wrong = node.post(f"/nodes/{node_id}/executions/{third['id']}/report",
+                      json={"counters": {"processed_files": "many"}, "items": "none"})
+    assert wrong.status_code == 422, wrong.text
+    assert set(wrong.json()["details"]) == {"counters.processed_files", "items"}
     assert latest_execution(api, third["task_id"])["status"] == "calculating"
     node.close()
     api.close()
