@@ -1,18 +1,18 @@
 """The many-row helpers that hand tuples straight to the driver (db/bulk.py insert_rows,
-update_rows): what they store must read back exactly as what the ORM stores, on SQLite
+upsert_rows, update_rows): what they store must read back exactly as what the ORM stores, on SQLite
 and PostgreSQL, with the migrations' real schema."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from conftest import BACKENDS
-from tiermover.db.bulk import STAGED_FROM, insert_rows, update_rows
-from tiermover.db.models import CatalogFile
+from tiermover.db.bulk import STAGED_FROM, insert_rows, update_rows, upsert_rows
+from tiermover.db.models import CatalogFile, FileCopy
 
 COLUMNS = ("name", "parent", "storage_kind", "storage_id", "path", "file_path", "type",
            "size", "modification_date", "in_cache", "offline", "extern")
@@ -91,6 +91,10 @@ def test_dates_given_as_unix_times_read_back_like_datetimes(engine):
                     unix_times=("modification_date",))
         insert_rows(session, table, COLUMNS,
                     [row(f"e{n}", None, moment) for n, moment in enumerate(moments)])
+        # Another time zone, and none (taken as UTC): stored as the same instant in UTC.
+        insert_rows(session, table, COLUMNS, [
+            row("z", None, moments[1].astimezone(timezone(timedelta(hours=2)))),
+            row("naive", None, moments[1].replace(tzinfo=None))])
         file_id = session.scalar(select(CatalogFile.id).where(CatalogFile.path == "d0"))
         update_rows(session, table, ("access_date",), [(moments[2].timestamp(), file_id)],
                     unix_times=("access_date",))
@@ -98,6 +102,7 @@ def test_dates_given_as_unix_times_read_back_like_datetimes(engine):
         found = {entry.path: entry for entry in session.scalars(select(CatalogFile))}
         assert [found[f"d{n}"].modification_date for n in range(3)] == moments
         assert found["d0"].access_date == moments[2]
+        assert found["z"].modification_date == found["naive"].modification_date == moments[1]
         if engine.dialect.name == "sqlite":
             stored = dict(session.execute(text("SELECT path, modification_date FROM files")).all())
             assert [stored[f"d{n}"] for n in range(3)] == [stored[f"e{n}"] for n in range(3)]
@@ -122,3 +127,36 @@ def test_updated_rows_take_their_new_values_by_id(engine, untouched):
                  for entry in session.scalars(select(CatalogFile))}
     assert found == {"u0": (10, later, "abc"), "u1": (3, date, None), "u2": (20, None, None),
                      **{f"v{n}": (30 + n, later, f"c{n}") for n in range(untouched)}}
+
+
+COPY_COLUMNS = ("file_id", "storage_kind", "storage_id", "path", "file_path", "size",
+                "checksum", "creation_date", "verified_ok")
+
+
+@pytest.mark.parametrize("fresh_database", BACKENDS, indirect=True)
+@pytest.mark.parametrize("others", [1, STAGED_FROM])  # a few rows, and many (COPYed)
+def test_upserted_rows_replace_the_row_at_their_key(engine, others):
+    date = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=timezone.utc)
+    with Session(engine) as session, session.begin():
+        file_id = insert_rows(session, CatalogFile.__table__, COLUMNS,
+                              [row("f", None, date)], returning=("id",))[0][0]
+
+    def copy(path: str, size: int, checksum: str, ok: bool | None) -> tuple:
+        return (file_id, "cloud_bucket", 3, path, f"/bucket/{path}", size, checksum, date, ok)
+
+    def upsert(rows: list[tuple]) -> None:
+        with Session(engine) as session, session.begin():
+            upsert_rows(session, FileCopy.__table__, COPY_COLUMNS, rows,
+                        key=("storage_kind", "storage_id", "path"),
+                        update=("size", "checksum", "verified_ok"))
+
+    upsert([copy("kept", 1, "k", None), copy("replaced", 2, "old", None)])
+    # The same key twice in one call: the last row counts (one statement may not change
+    # a row twice on PostgreSQL).
+    upsert([copy("replaced", 5, "new", True), copy("replaced", 6, "newer", False)]
+           + [copy(f"n{n}", n, f"c{n}", True) for n in range(others)])
+    with Session(engine) as session:
+        found = {c.path: (c.size, c.checksum, c.verified_ok, c.creation_date)
+                 for c in session.scalars(select(FileCopy))}
+    assert found == {"kept": (1, "k", None, date), "replaced": (6, "newer", False, date),
+                     **{f"n{n}": (n, f"c{n}", True, date) for n in range(others)}}

@@ -70,6 +70,24 @@ def unix_time_binder(dialect) -> Callable[[float], object]:
     return text
 
 
+def sqlite_datetime_binder(dialect) -> Callable[[datetime], str] | None:
+    """On SQLite, datetimes straight to the text a UTCDateTime column stores (what its
+    process_bind_param and then SQLite's DATETIME processor write: UTC, microseconds
+    always), for the many-row helpers of db/bulk.py; None elsewhere. A naive datetime is
+    taken as UTC, as process_bind_param takes it."""
+    if dialect.name != "sqlite":
+        return None
+    utc = timezone.utc
+
+    def text(value: datetime) -> str:
+        if value.tzinfo is not None and value.tzinfo is not utc:
+            value = value.astimezone(utc)
+        return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
+                f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+
+    return text
+
+
 def utcnow() -> datetime:
     """Now, to the millisecond: the API shows milliseconds, so a date a client received
     compares equal to the stored one when sent back in a filter."""

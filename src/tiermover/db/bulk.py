@@ -14,7 +14,7 @@ from sqlalchemy import Text, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tiermover.db.base import unix_time_binder
+from tiermover.db.base import UTCDateTime, sqlite_datetime_binder, unix_time_binder
 
 # Rows per statement: under SQLite's bound-parameter limit with a dozen columns a row,
 # and big enough that a statement's overhead is spread thin.
@@ -83,13 +83,16 @@ def _bound(session: Session, table, columns: Sequence[str], rows: Sequence[tuple
     # (index, conversion, values already converted). A file's three dates are often one,
     # so the Unix-time columns share one memo; the others convert with the dialect's own
     # type (SQLite's DATETIME writes the text SQLAlchemy reads back), under the column's
-    # decorator (UTCDateTime).
+    # decorator (UTCDateTime), except datetimes on SQLite: written as that text directly.
     dates: dict = {}
     conversions = [(index, from_unix, dates) for index, name in enumerate(columns)
                    if name in unix_times]
+    datetimes = sqlite_datetime_binder(dialect)
     conversions += [(index, processor, {}) for index, name in enumerate(columns)
-                    if name not in unix_times and (processor := table.c[name].type.dialect_impl(
-                        dialect).bind_processor(dialect)) is not None]
+                    if name not in unix_times and (processor := (
+                        datetimes if datetimes and isinstance(table.c[name].type, UTCDateTime)
+                        else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                    )) is not None]
     if not conversions:
         return rows
     converted = []
@@ -144,6 +147,25 @@ def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
     already exists is left as it is. Returns the `returning` columns of the rows actually
     inserted (in no particular order). Date columns named in `unix_times` are given as
     Unix times."""
+    return _insert_rows(session, table, columns, rows, "DO NOTHING", returning, unix_times)
+
+
+def upsert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
+                key: Sequence[str], update: Sequence[str],
+                unix_times: Collection[str] = ()) -> None:
+    """Insert `rows` (tuples in `columns` order), or set the `update` columns of the row
+    that holds the same `key` (the columns of a unique constraint). Of rows with the same
+    key, the last one counts: one statement may not change a row twice."""
+    at = [columns.index(name) for name in key]
+    last = {tuple(row[i] for i in at): row for row in rows}
+    conflict = (f"({', '.join(key)}) DO UPDATE SET "
+                + ", ".join(f"{name} = excluded.{name}" for name in update))
+    _insert_rows(session, table, columns, list(last.values()), conflict, (), unix_times)
+
+
+def _insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],
+                 conflict: str, returning: Sequence[str], unix_times: Collection[str]
+                 ) -> list[tuple]:
     if not rows:
         return []
     connection = session.connection()
@@ -156,14 +178,14 @@ def insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
         staging = _staged(session, table, columns, values)
         result = connection.exec_driver_sql(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
-            f"ON CONFLICT DO NOTHING{back}")
+            f"ON CONFLICT {conflict}{back}")
         return result.all() if returning else found
     # Multi-row VALUES, also without RETURNING: half the cost per row of an executemany.
     group = "(" + ", ".join(["%s" if postgres else "?"] * len(columns)) + ")"
     size = STAGED_FROM if postgres else _sqlite_rows_per_statement(session, len(columns))
     for batch in chunks(values, size):
         statement = (f"INSERT INTO {table.name} ({names}) VALUES "
-                     f"{', '.join([group] * len(batch))} ON CONFLICT DO NOTHING{back}")
+                     f"{', '.join([group] * len(batch))} ON CONFLICT {conflict}{back}")
         result = connection.exec_driver_sql(statement,
                                             tuple(itertools.chain.from_iterable(batch)))
         if returning:
