@@ -263,21 +263,22 @@ class LocalBackend(Backend):
                     self._folders_inside.clear()
                 self._folders_inside[folder] = time.monotonic()
 
-    def _resolve(self, path: str) -> tuple[str, os.stat_result | None]:
-        """The OS path for `path` once it is known to stay inside the root, and its lstat()
-        (None: nothing there)."""
+    def _resolve(self, path: str) -> tuple[str, os.stat_result | None, OSError | None]:
+        """The OS path for `path` once it is known to stay inside the root, its lstat()
+        (None: nothing there, or it could not be read) and why it could not be read."""
         target, parts = self._joined(path)
         if parts:
             self._check_folder(target, path)
+        failure = None
         try:
             info = os.lstat(target)
         except (FileNotFoundError, NotADirectoryError):
-            return target, None  # nothing there yet, in a folder inside the root
-        except OSError:
-            info = None
+            return target, None, None  # nothing there yet, in a folder inside the root
+        except OSError as error:
+            info, failure = None, error
         if info is None or stat.S_ISLNK(info.st_mode) or not parts:
             self._check(target, path)  # where the last step (or the root itself) leads
-        return target, info
+        return target, info, failure
 
     def _check(self, where: str, path: str) -> str:
         """Raises EscapesRoot unless `where` (or its closest existing ancestor, which it
@@ -297,15 +298,10 @@ class LocalBackend(Backend):
                      info.st_gid)
 
     def stat(self, path: str) -> Entry | None:
-        target, info = self._resolve(path)
-        if info is None:
-            try:
-                info = os.lstat(target)
-            except (FileNotFoundError, NotADirectoryError):
-                return None
-            except OSError as error:
-                raise StorageError(f"cannot read {path}: {error.strerror}") from error
-        return self._entry(path, info)
+        _, info, failure = self._resolve(path)
+        if failure is not None:
+            raise StorageError(f"cannot read {path}: {failure.strerror}") from failure
+        return None if info is None else self._entry(path, info)
 
     def walk(self, path: str, metadata: bool = True) -> Iterator[Entry]:
         """Depth first, names sorted; symlinks are not followed (they are skipped).
