@@ -370,8 +370,9 @@ class CopyBench:
                 for tool in ("tiermover", "rclone", "cp -r", "rsync -a")
                 if tool in ("tiermover", "rclone") or shutil.which(tool.split()[0])}
         keep = keeps_copies(data)
-        copies = 1 + (1 + self.args.runs * len(rows) if keep else 1)
-        self.check_space(copies * total + GiB)
+        # The data, and the copies on disk at once: every run's and the warm-up's if kept.
+        copies = 1 + self.args.runs * len(rows) if keep else 1
+        self.check_space((1 + copies) * total + GiB)
         self.log(f"building {data.name}: {data.description}")
         source = build(data, self.workdir / "data", filler)
         expected = tree_digest(source)

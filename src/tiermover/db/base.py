@@ -47,6 +47,12 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
+def _sqlite_seconds(d: datetime) -> str:
+    """A UTC datetime as SQLite's DATETIME text up to the seconds."""
+    return (f"{d.year:04d}-{d.month:02d}-{d.day:02d} "
+            f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}")
+
+
 def unix_time_binder(dialect) -> Callable[[float], object]:
     """Converts Unix times straight to what a UTCDateTime column stores: SQLite's text
     (SQLAlchemy's DATETIME format, microseconds always written), PostgreSQL's aware
@@ -62,9 +68,8 @@ def unix_time_binder(dialect) -> Callable[[float], object]:
         if prefix is None:
             if len(whole_seconds) > 100_000:
                 whole_seconds.clear()
-            d = datetime.fromtimestamp(whole, tz=timezone.utc)
-            prefix = whole_seconds[whole] = (f"{d.year:04d}-{d.month:02d}-{d.day:02d} "
-                                             f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}")
+            prefix = whole_seconds[whole] = _sqlite_seconds(
+                datetime.fromtimestamp(whole, tz=timezone.utc))
         return f"{prefix}.{micro:06d}"
 
     return text
@@ -82,8 +87,7 @@ def sqlite_datetime_binder(dialect) -> Callable[[datetime], str] | None:
     def text(value: datetime) -> str:
         if value.tzinfo is not None and value.tzinfo is not utc:
             value = value.astimezone(utc)
-        return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
-                f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+        return f"{_sqlite_seconds(value)}.{value.microsecond:06d}"
 
     return text
 

@@ -1,7 +1,7 @@
 """Many-row statements that the ORM's unit of work would issue one row at a time.
 
-Both databases we run on (SQLite, PostgreSQL) speak `INSERT ... ON CONFLICT`, but
-SQLAlchemy builds it per dialect; these helpers pick the right one.
+Both databases we run on (SQLite, PostgreSQL) speak `INSERT ... ON CONFLICT` the same
+way, so the statements below are written once, as SQL text for the driver.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from sqlalchemy import Text, any_, bindparam
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import UTCDateTime, sqlite_datetime_binder, unix_time_binder
@@ -30,31 +30,6 @@ def chunks(values: Sequence, size: int = BATCH) -> Iterator[Sequence]:
         yield values[start:start + size]
 
 
-def _insert(session: Session, model):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
-def insert_ignoring_conflicts(session: Session, model, rows: Iterable[dict]) -> None:
-    """Insert rows; a row whose unique key already exists is left as it is (another
-    request may have inserted it a moment ago)."""
-    rows = list(rows)
-    for batch in chunks(rows):
-        session.execute(_insert(session, model).on_conflict_do_nothing(), list(batch))
-
-
-def upsert(session: Session, model, rows: Iterable[dict], key: Sequence[str],
-           update: Sequence[str]) -> None:
-    """Insert rows, or update the `update` columns of the row holding the same `key`."""
-    rows = list(rows)
-    for batch in chunks(rows):
-        statement = _insert(session, model)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(key),
-            set_={name: getattr(statement.excluded, name) for name in update})
-        session.execute(statement, list(batch))
-
-
 def one_of(session: Session, column, values: list[str]):
     """`column IN values` for text; on PostgreSQL as `= ANY(array)`: one parameter instead
     of hundreds, which PostgreSQL plans much faster."""
@@ -65,9 +40,9 @@ def one_of(session: Session, column, values: list[str]):
 
 # --- rows as tuples, straight to the driver ---------------------------------------------
 #
-# The helpers above go through SQLAlchemy's statement and parameter handling, which costs
-# more per row than the database's own work once a batch holds thousands (a scan's). The
-# ones below take rows as tuples in a given column order, apply only the columns' own
+# SQLAlchemy's statement and parameter handling costs more per row than the database's
+# own work once a batch holds thousands (a scan's). The helpers below take rows as tuples
+# (or dicts, `upsert`) in a given column order, apply only the columns' own
 # conversions (dates), and hand the driver one statement for many rows: a multi-row
 # VALUES (or an executemany), and on PostgreSQL for many rows a COPY into a temporary
 # table and one statement from there.
@@ -161,6 +136,18 @@ def upsert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
     conflict = (f"({', '.join(key)}) DO UPDATE SET "
                 + ", ".join(f"{name} = excluded.{name}" for name in update))
     _insert_rows(session, table, columns, list(last.values()), conflict, (), unix_times)
+
+
+def upsert(session: Session, model, rows: Iterable[dict], key: Sequence[str],
+           update: Sequence[str]) -> None:
+    """Insert rows (dicts with the same keys), or update the `update` columns of the row
+    holding the same `key`: `upsert_rows` with the rows as tuples."""
+    rows = list(rows)
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    upsert_rows(session, model.__table__, columns,
+                [tuple(row[name] for name in columns) for row in rows], key, update)
 
 
 def _insert_rows(session: Session, table, columns: Sequence[str], rows: Sequence[tuple],

@@ -20,7 +20,7 @@ from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from tiermover.db.base import utcnow
-from tiermover.db.bulk import chunks, insert_rows, upsert, upsert_rows
+from tiermover.db.bulk import chunks, insert_rows, upsert
 from tiermover.db.models import (
     BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, TaskExecution,
 )
@@ -30,12 +30,6 @@ from tiermover.service.catalog_entries import (
 from tiermover.service.catalog_seen import Sightings, seen_rows
 
 BACKUP_ACTIONS = ("full_backup", "incremental_backup")
-# A copy's row (see CatalogUpdate._copy_row), the columns that name where it lies, and
-# those a new copy at the same place replaces.
-COPY_LOCATION = ("storage_kind", "storage_id", "path")
-COPY_UPDATED = ("file_id", "file_path", "size", "mtime", "checksum", "algorithm",
-                "execution_id", "creation_date", "verified_date", "verified_ok", "position")
-COPY_COLUMNS = (*COPY_LOCATION, *COPY_UPDATED)
 
 
 def move_backup_sets_off(session: Session, leaving) -> None:
@@ -190,9 +184,11 @@ class CatalogUpdate:
                                         f"copy of {source.namespace_path}" if source else ""))
         self._update_entries(updates)
         if copies:
-            upsert_rows(self.session, FileCopy.__table__, COPY_COLUMNS,
-                        [tuple(row[name] for name in COPY_COLUMNS) for row in copies],
-                        key=COPY_LOCATION, update=COPY_UPDATED)
+            upsert(self.session, FileCopy, copies,
+                   key=("storage_kind", "storage_id", "path"),
+                   update=("file_id", "file_path", "size", "mtime", "checksum", "algorithm",
+                           "execution_id", "creation_date", "verified_date", "verified_ok",
+                           "position"))
             if self.action in BACKUP_ACTIONS:
                 self._add_to_backup_set([(row["file_id"], row["storage_kind"], row["storage_id"],
                                           row["path"]) for row in copies])
