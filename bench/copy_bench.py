@@ -293,7 +293,8 @@ class CopyBench:
         cache, the first copy after the data was made pays for the kernel reclaiming
         memory (seconds of system time), whichever tool it is. Deleted at once unless
         `keep` (see `keeps_copies`)."""
-        out = self.workdir / "out" / "warm-up"
+        # One folder per set: a kept one stays while the next set warms up.
+        out = self.workdir / "out" / f"warm-up-{source.name}"
         out.mkdir()
         subprocess.run(["cp", "-r", str(source), str(out) + "/"], check=True)
         sync_filesystem(out)
