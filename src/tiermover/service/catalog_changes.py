@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from tiermover.db.base import utcnow
-from tiermover.db.bulk import chunks, insert_rows, upsert
+from tiermover.db.bulk import chunks, insert_rows, update_rows, upsert
 from tiermover.db.models import (
     BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, TaskExecution,
 )
@@ -239,18 +239,13 @@ class CatalogUpdate:
                 "position": (change["entry"] or {}).get("tape_offset")}
 
     def _update_entries(self, rows: list[dict]) -> None:
-        # Executemany groups rows by their keys: rows with the same columns go together.
+        # Rows with the same columns go together, as tuples straight to the driver.
         groups: dict[tuple, list[dict]] = {}
         for row in rows:
-            groups.setdefault(tuple(sorted(row)), []).append(row)
-        table = CatalogFile.__table__
+            groups.setdefault(tuple(name for name in row if name != "id"), []).append(row)
         for columns, group in groups.items():
-            # Core executemany: the ORM's bulk update costs more per row for nothing here.
-            statement = (update(table).where(table.c.id == bindparam("_id"))
-                         .values({name: bindparam(name) for name in columns if name != "id"}))
-            for batch in chunks(group):
-                self.session.execute(statement, [{**{k: v for k, v in row.items() if k != "id"},
-                                                  "_id": row["id"]} for row in batch])
+            update_rows(self.session, CatalogFile.__table__, columns,
+                        [(*(row[name] for name in columns), row["id"]) for row in group])
 
     # --- backup sets ------------------------------------------------------------------
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from sqlalchemy import String, bindparam, cast, func, literal, select, union
 from sqlalchemy.orm import Session
 
 from tiermover.db.base import utcnow
+from tiermover.db.bulk import insert_rows
 from tiermover.db.models import (
     ExecutionItem, ExecutionLog, ExecutionStorage, Task, TaskDestination, TaskExecution,
     TaskSource,
@@ -154,15 +154,16 @@ def store_items(session: Session,
     """Store the finished work items (checkpoint + per-file report) of several reports in
     one statement; returns, per report, the items that were new (a retried report's items
     are already there and are left out)."""
-    rows = [{"execution_id": execution.id, "item_key": item["key"],
-             "outcome": item.get("outcome", "done"), "size": item.get("size") or 0,
-             "checksum": item.get("checksum"), "destination": item.get("destination"),
-             "message": item.get("message"), "warning": bool(item.get("warning"))}
+    # Tuples straight to the driver (db/bulk): a report carries up to a thousand items,
+    # and SQLAlchemy's per-row parameter handling cost more than the insert itself.
+    rows = [(execution.id, item["key"], item.get("outcome", "done"), item.get("size") or 0,
+             item.get("checksum"), item.get("destination"), item.get("message"),
+             bool(item.get("warning")))
             for execution, items in reports for item in items]
     if not rows:
         return [[] for _ in reports]
-    stored = set(session.execute(_store_items_statement(session.get_bind().dialect.name),
-                                 rows).tuples())
+    stored = set(map(tuple, insert_rows(session, ExecutionItem.__table__, ITEM_COLUMNS, rows,
+                                        returning=("execution_id", "item_key"))))
     fresh = []
     for execution, items in reports:
         new = []
@@ -174,15 +175,8 @@ def store_items(session: Session,
     return fresh
 
 
-@functools.cache
-def _store_items_statement(dialect: str):
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    table = ExecutionItem.__table__
-    return (insert(table).on_conflict_do_nothing(index_elements=["execution_id", "item_key"])
-            .returning(table.c.execution_id, table.c.item_key))
+ITEM_COLUMNS = ("execution_id", "item_key", "outcome", "size", "checksum", "destination",
+                "message", "warning")
 
 
 def log_items(session: Session, execution: TaskExecution, fresh: list[dict]) -> None:
