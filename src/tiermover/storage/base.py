@@ -65,6 +65,12 @@ class AtomicWrite(ABC):
     @abstractmethod
     def abort(self) -> None: ...
 
+    def landed_attributes(self) -> dict | None:
+        """Once committed: the file's attributes under its final name (as
+        Entry.attributes gives them), when the writer knows them without asking the
+        storage; else None."""
+        return None
+
     @property
     def commits_in_group(self) -> bool:
         """Whether this write gains from taking its name together with others

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
+import io
 import operator
 import os
 import stat
@@ -84,6 +86,28 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+# What a file system answers when it cannot rename without replacing (NFS, older kernels).
+_NO_NOREPLACE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
+
+
+def _rename_without_replacing(source: str, target: str) -> None:
+    """Gives `source` the name `target` unless `target` exists (FileExistsError): one
+    renameat2(RENAME_NOREPLACE) where the file system has it, else link() and unlink()."""
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
+                      _RENAME_NOREPLACE) == 0:
+            return
+        number = ctypes.get_errno()
+        if number not in _NO_NOREPLACE:
+            raise OSError(number, os.strerror(number), target)
+    os.link(source, target)
+    os.unlink(source)
+
+
 # Temporary names held by the writers of this process. Two writers of the same final
 # name at once (two sources landing on one name; the first one waiting in a group to
 # take it) must not share a temporary file: the second takes a numbered one.
@@ -101,6 +125,13 @@ def _claim_temp(final: str) -> str:
     return temp
 
 
+def _entry(path: str, info: os.stat_result) -> Entry:
+    folder = stat.S_ISDIR(info.st_mode)
+    return Entry(path, "folder" if folder else "file", 0 if folder else info.st_size,
+                 info.st_mtime, info.st_atime, info.st_ctime, info.st_mode, info.st_uid,
+                 info.st_gid)
+
+
 class _LocalAtomicWrite(AtomicWrite):
     def __init__(self, final: str, fsync: bool):
         self.final = final
@@ -109,6 +140,7 @@ class _LocalAtomicWrite(AtomicWrite):
         self._written = 0
         self._flushed = 0  # data before this offset was handed to the kernel's writeback
         self._fd = -1
+        self.landed: os.stat_result | None = None
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             try:
@@ -184,21 +216,32 @@ class _LocalAtomicWrite(AtomicWrite):
 
     def _take_name(self, replace: bool) -> None:
         try:
-            os.close(self._fd)
-            self._fd = -1
+            try:
+                # The file as it lands, asked of the open file: no lookup of its path
+                # again for the catalog. (Taking its name changes only its ctime.)
+                self.landed = os.fstat(self._fd)
+            except OSError:
+                pass  # the caller asks the storage instead
+            # Closed before it takes its name: a network file system sends the data on
+            # close, and the name must never show a file whose data is not there yet.
+            fd, self._fd = self._fd, -1
+            os.close(fd)
             if replace:
                 os.replace(self.temp, self.final)
             else:
-                # link() fails if the final name exists: no race can overwrite a file
-                # that appeared after the conflict check.
-                os.link(self.temp, self.final)
-                os.unlink(self.temp)
+                # Fails if the final name exists: no race can overwrite a file that
+                # appeared after the conflict check.
+                _rename_without_replacing(self.temp, self.final)
             self._release_temp()
         except OSError as error:
             self.abort()
             if error.errno == errno.EEXIST:
                 raise FileExistsError(str(self.final)) from error
             raise StorageError(f"cannot finish {self.final}: {error.strerror}") from error
+
+    def landed_attributes(self) -> dict | None:
+        info = self.landed
+        return None if info is None else _entry("", info).attributes()
 
     def abort(self) -> None:
         if self._fd >= 0:
@@ -291,17 +334,11 @@ class LocalBackend(Backend):
             raise EscapesRoot(f"{path!r} leads outside its storage root through a symlink")
         return probe
 
-    def _entry(self, path: str, info: os.stat_result) -> Entry:
-        folder = stat.S_ISDIR(info.st_mode)
-        return Entry(path, "folder" if folder else "file", 0 if folder else info.st_size,
-                     info.st_mtime, info.st_atime, info.st_ctime, info.st_mode, info.st_uid,
-                     info.st_gid)
-
     def stat(self, path: str) -> Entry | None:
         _, info, failure = self._resolve(path)
         if failure is not None:
             raise StorageError(f"cannot read {path}: {failure.strerror}") from failure
-        return None if info is None else self._entry(path, info)
+        return None if info is None else _entry(path, info)
 
     def walk(self, path: str, metadata: bool = True) -> Iterator[Entry]:
         """Depth first, names sorted; symlinks are not followed (they are skipped).
@@ -330,7 +367,7 @@ class LocalBackend(Backend):
             name = child.name
             if TEMP_MARK in name or child.is_symlink():
                 continue
-            yield self._entry(prefix + name, child.stat(follow_symlinks=False))
+            yield _entry(prefix + name, child.stat(follow_symlinks=False))
 
     def open_read(self, path: str) -> BinaryIO:
         """An unbuffered file (io.FileIO): `readinto` fills the caller's buffer directly."""
@@ -339,12 +376,18 @@ class LocalBackend(Backend):
                          os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as error:
             raise StorageError(f"cannot read {path}: {error.strerror}") from error
+        # (read_chunks tells the kernel a large file is read front to back.)
+        return io.FileIO(fd, "r")
+
+    def entry_read(self, reader: BinaryIO, path: str) -> Entry | None:
+        """The file `reader` read, as it is now (its size and dates tell whether it
+        changed meanwhile); None once it has no name left (deleted while it was read).
+        Asked of the open file itself: no lookup of its path again."""
         try:
-            # Read front to back once: the kernel may read ahead further and sooner.
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        except OSError:
-            pass  # not a regular file, or a file system without read-ahead hints
-        return os.fdopen(fd, "rb", buffering=0)
+            info = os.fstat(reader.fileno())
+        except (OSError, ValueError):
+            return super().entry_read(reader, path)
+        return None if info.st_nlink == 0 else _entry(path, info)
 
     def begin_write(self, path: str) -> AtomicWrite:
         return _LocalAtomicWrite(self._in_checked_folder(path), self.fsync)

@@ -235,7 +235,8 @@ class CopyWorkflow(Workflow):
         outcome = "renamed" if target != job.target_path else "done"
         message = (f"{self._namespace(job.target_path)} exists: written as "
                    f"{self._namespace(target)}") if outcome == "renamed" else None
-        return self._written(outcome, job, target, landing.checksum, message, source=read)
+        return self._written(outcome, job, target, landing.checksum, message, source=read,
+                             attributes=landing.writer.landed_attributes())
 
     def _is_reserved(self, target: str) -> bool:
         with self._reserved_lock:
@@ -258,12 +259,15 @@ class CopyWorkflow(Workflow):
         return []
 
     def _written(self, outcome: str, job: CopyJob, target: str, checksum: str | None,
-                 message: str | None = None, source: Entry | None = None) -> ItemResult:
+                 message: str | None = None, source: Entry | None = None,
+                 attributes: dict | None = None) -> ItemResult:
         """`source`: the source's entry as it was read, when it was (the walk's entry may
-        lack its dates, see plan_needs_dates)."""
+        lack its dates, see plan_needs_dates); `attributes`: the target's, when known
+        (else the storage is asked)."""
         destination = self._namespace(target)
         change = CatalogChange(
-            "written", destination, entry=self._attributes(target), checksum=checksum,
+            "written", destination, entry=attributes or self._attributes(target),
+            checksum=checksum,
             algorithm=self.algorithm if checksum else None,
             copy_of="/" + join(job.source.storage_name, job.source_path),
             source_entry=(source or job.entry).attributes())
@@ -293,7 +297,7 @@ class CopyWorkflow(Workflow):
         try:
             with reader:
                 copied = 0
-                for chunk in read_chunks(reader, self.execution.chunk_size):
+                for chunk in read_chunks(reader, self.execution.chunk_size, job.entry.size):
                     context.checkpoint()
                     hasher.update(chunk)
                     writer.write(chunk)
