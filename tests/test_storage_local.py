@@ -175,3 +175,4 @@ def test_two_writers_of_one_name_at_once_keep_their_own_temporary_files(root):
     third.abort()
     first.abort()  # after its commit: must not touch a name another writer may hold now
     assert not [p for p in root.rglob("*") if is_temporary_name(p.name)]
+

@@ -145,4 +145,4 @@ class Backend(ABC):
 
 
 def join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+    return "/".join([stripped for part in parts if part and (stripped := part.strip("/"))])

@@ -40,10 +40,11 @@ def _temp_name(final: str) -> str:
     same final name (a digest of the whole name tells apart long names cut alike), so
     that what an interrupted writer (a killed node) left is found without listing the
     folder."""
-    name = os.path.basename(final)
-    short = name.encode()[:100].decode(errors="ignore")
-    digest = hashlib.blake2b(name.encode(errors="surrogateescape"), digest_size=6).hexdigest()
-    return os.path.join(os.path.dirname(final), f".{short}{TEMP_MARK}{digest}")
+    folder, _, name = final.rpartition("/")
+    encoded = name.encode(errors="surrogateescape")
+    short = encoded[:100].decode(errors="ignore")
+    digest = hashlib.blake2b(encoded, digest_size=6).hexdigest()
+    return f"{folder}/.{short}{TEMP_MARK}{digest}"
 
 
 def _real_path(path: str) -> str:
@@ -263,6 +264,7 @@ class LocalBackend(Backend):
         self.real_root = self.root.resolve()
         self.fsync = fsync
         self._root = str(self.root)
+        self._root_slash = self._root.rstrip("/") + "/"
         self._real_root = str(self.real_root)
         self._real_prefix = self._real_root.rstrip(os.sep) + os.sep
         # Folders found inside the root moments ago (folder -> when): the files of one
@@ -292,13 +294,14 @@ class LocalBackend(Backend):
         return target
 
     def _joined(self, path: str) -> tuple[str, list[str]]:
-        parts = [p for p in path.split("/") if p not in ("", ".")]
+        parts = [p for p in path.split("/") if p and p != "."]
         if ".." in parts or "\x00" in path:
             raise EscapesRoot(f"{path!r} leaves its storage root")
-        return os.path.join(self._root, *parts), parts
+        # (What os.path.join gives, at a fraction of its cost: every file's path is built.)
+        return (self._root_slash + "/".join(parts) if parts else self._root), parts
 
     def _check_folder(self, target: str, path: str) -> None:
-        folder = os.path.dirname(target)
+        folder = target.rpartition("/")[0] or "/"  # os.path.dirname, for a built path
         checked = self._folders_inside.get(folder)
         if checked is None or time.monotonic() - checked > FOLDER_CHECK_SECONDS:
             if self._check(folder, path) == folder:

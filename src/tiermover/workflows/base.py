@@ -58,8 +58,9 @@ class CatalogChange:
     ok: bool = True
 
     def as_dict(self) -> dict:
+        # (`is`, not `in (None, False)`: no equality test per field of every change.)
         return {key: value for key, value in self.__dict__.items()
-                if value not in (None, False) or key == "ok"}
+                if (value is not None and value is not False) or key == "ok"}
 
 
 # The fields of one entry a scan saw, as ItemResult.seen holds them: the namespace path,

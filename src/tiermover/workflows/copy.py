@@ -142,7 +142,7 @@ class CopyWorkflow(Workflow):
         if job.entry.type == "folder":
             self._make_folder(job.target_path)
             return self._written("done", job, job.target_path, None), None
-        listed = self._make_folder(posixpath.dirname(job.target_path))
+        listed = self._make_folder(job.target_path.rpartition("/")[0])
         if listed is not None and job.target_path not in listed:
             # Nothing there when the folder was listed. Unless the policy is overwrite
             # (which replaces whatever is there), something written there since is found
@@ -152,7 +152,17 @@ class CopyWorkflow(Workflow):
                 return self._copy_to(job, None, context)
             except FileExistsError:
                 pass
-        return self._copy_to(job, backend.stat(job.target_path), context)
+        try:
+            return self._copy_to(job, backend.stat(job.target_path), context)
+        except FileExistsError as error:
+            raise self._appeared(job.target_path) from error
+
+    def _appeared(self, target: str) -> StorageError:
+        """Another writer put a file at `target` after the conflict check: it is kept."""
+        return StorageError(
+            f"{self._namespace(target)} appeared while the file was copied (another "
+            "program wrote it): it was kept, nothing was written over it; run the task "
+            f"again to apply conflict_resolution {self.execution.conflict_resolution}")
 
     def _copy_to(self, job: CopyJob, existing: Entry | None, context: RunContext
                  ) -> tuple[ItemResult | PendingResult, Entry | None]:
@@ -210,6 +220,8 @@ class CopyWorkflow(Workflow):
                 self._release(landing.target)
         results: list[ItemResult | Exception] = []
         for landing, failure in zip(landings, failures, strict=True):
+            if isinstance(failure, FileExistsError):
+                failure = self._appeared(landing.target)
             if failure is not None:
                 results.append(failure)
                 continue
