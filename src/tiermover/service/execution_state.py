@@ -149,10 +149,15 @@ def finished_keys(session: Session, execution: TaskExecution) -> list[str]:
         select(ExecutionItem.item_key).where(ExecutionItem.execution_id == execution.id)))
 
 
+# The columns of a finished item's row, in the order store_items gives them.
+ITEM_COLUMNS = ("execution_id", "item_key", "outcome", "size", "checksum", "destination",
+                "message", "warning")
+
+
 def store_items(session: Session,
                 reports: list[tuple[TaskExecution, list[dict]]]) -> list[list[dict]]:
-    """Store the finished work items (checkpoint + per-file report) of several reports in
-    one statement; returns, per report, the items that were new (a retried report's items
+    """Store the finished work items (checkpoint + per-file report) of several reports
+    together (one statement per few hundred rows); returns, per report, the items that were new (a retried report's items
     are already there and are left out)."""
     # Tuples straight to the driver (db/bulk): a report carries up to a thousand items,
     # and SQLAlchemy's per-row parameter handling cost more than the insert itself.
@@ -173,10 +178,6 @@ def store_items(session: Session,
                 new.append(item)
         fresh.append(new)
     return fresh
-
-
-ITEM_COLUMNS = ("execution_id", "item_key", "outcome", "size", "checksum", "destination",
-                "message", "warning")
 
 
 def log_items(session: Session, execution: TaskExecution, fresh: list[dict]) -> None:
