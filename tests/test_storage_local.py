@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tiermover.storage.base import EscapesRoot
+from tiermover.storage.base import EscapesRoot, StorageError
 from tiermover.storage.checksums import ALGORITHMS, checksum_of, new_hasher
 from tiermover.storage.local import LocalBackend, is_temporary_name
 
@@ -176,3 +176,13 @@ def test_two_writers_of_one_name_at_once_keep_their_own_temporary_files(root):
     first.abort()  # after its commit: must not touch a name another writer may hold now
     assert not [p for p in root.rglob("*") if is_temporary_name(p.name)]
 
+
+
+def test_making_a_folder_says_whether_it_was_made(root):
+    backend = LocalBackend(root)
+    assert backend.makedirs("a/new/deeper") is True  # and the folders above it
+    assert (root / "a" / "new" / "deeper").is_dir()
+    assert backend.makedirs("a/new/deeper") is False
+    assert backend.makedirs("a") is False
+    with pytest.raises(StorageError, match="a file is there"):
+        backend.makedirs("z.txt")

@@ -21,7 +21,7 @@ from typing import Protocol
 from tiermover.node.progress import Progress
 from tiermover.storage.base import StorageError
 from tiermover.workflows.base import (
-    ControlInterrupt, ItemResult, PendingResult, WorkItem, Workflow,
+    ControlInterrupt, ItemResult, PendingResult, RunAgain, WorkItem, Workflow,
 )
 
 
@@ -242,6 +242,7 @@ class _Group:
         self.items: list[tuple[WorkItem, PendingResult, int]] = []
         self.size = 0
         self.started = 0.0
+        self.ran_again: set[str] = set()  # keys of items run a second time (RunAgain)
 
     def add(self, item: WorkItem, pending: PendingResult, moved: int) -> None:
         if not self.items:
@@ -254,16 +255,30 @@ class _Group:
 
     def settle(self) -> None:
         """The items end (each done or failed on its own) and go to the report pump."""
-        if not self.items:
-            return
+        while self.items:  # an item run again may wait in the group once more
+            self._settle_group()
+
+    def _settle_group(self) -> None:
         items, self.items, self.size = self.items, [], 0
         results = self.workflow.settle([pending for _, pending, _ in items])
+        again = []
         for (item, _, moved), result in zip(items, results, strict=True):
+            if isinstance(result, RunAgain) and item.key not in self.ran_again:
+                again.append((item, moved))
+                continue
             if isinstance(result, Exception):
                 if not isinstance(result, (StorageError, OSError)):
                     raise result
                 result = _failed(self.workflow, item, result)
             self.shared.finished(item, result, moved)
+        # Once the others are reported: a pause met meanwhile leaves only these undone.
+        for item, moved in again:
+            self.ran_again.add(item.key)
+            result, more = _run_one(self.workflow, item, self.shared)
+            if isinstance(result, PendingResult):
+                self.add(item, result, moved + more)
+            else:
+                self.shared.finished(item, result, moved + more)
 
     def discard(self) -> None:
         items, self.items, self.size = self.items, [], 0

@@ -110,7 +110,10 @@ class Backend(ABC):
     def begin_write(self, path: str) -> AtomicWrite: ...
 
     @abstractmethod
-    def makedirs(self, path: str) -> None: ...
+    def makedirs(self, path: str) -> bool:
+        """Makes the folder (and those above it) unless it exists. True when this call
+        created it: it held nothing then (object storage, whose folders are prefixes,
+        says False)."""
 
     @abstractmethod
     def remove(self, path: str) -> None: ...

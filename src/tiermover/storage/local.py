@@ -437,9 +437,19 @@ class LocalBackend(Backend):
                         f"a crash: cannot flush its folder ({error.strerror})")
         return failures
 
-    def makedirs(self, path: str) -> None:
+    def makedirs(self, path: str) -> bool:
+        target = self._checked(path)
         try:
-            os.makedirs(self._checked(path), exist_ok=True)
+            try:
+                os.mkdir(target)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.mkdir(target)
+            return True
+        except FileExistsError as error:
+            if os.path.isdir(target):
+                return False
+            raise StorageError(f"cannot create folder {path}: a file is there") from error
         except OSError as error:
             raise StorageError(f"cannot create folder {path}: {error.strerror}") from error
 

@@ -374,8 +374,9 @@ class S3Backend(Backend):
             raise StorageError(f"{self.uri(key)}: cannot write a file at the storage root")
         return _S3AtomicWrite(self, key)
 
-    def makedirs(self, path: str) -> None:
+    def makedirs(self, path: str) -> bool:
         self.key(path)  # folders are prefixes: nothing to create, but the path must be valid
+        return False
 
     def remove(self, path: str) -> None:
         key = self.key(path)

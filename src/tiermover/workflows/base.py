@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from tiermover.storage.base import Backend
+from tiermover.storage.base import Backend, StorageError
 
 
 class ControlInterrupt(Exception):
@@ -18,6 +18,12 @@ class ControlInterrupt(Exception):
         super().__init__(command)
         self.command = command  # "pause" | "stop"
         self.reason = reason
+
+
+class RunAgain(StorageError):
+    """What `Workflow.settle` gives for an item that cannot end as it stands, everything
+    of it undone (a file another program wrote at its name meanwhile): the runner runs
+    it once more from the start. A second time, the message is the item's failure."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,8 @@ class Workflow(ABC):
 
     def settle(self, pending: list[PendingResult]) -> list[ItemResult | Exception]:
         """Ends the items whose step returned these pending results (one stream's, in
-        order): each one's result, or the StorageError or OSError that ended it alone."""
+        order): each one's result, or the StorageError or OSError that ended it alone
+        (RunAgain: it runs again)."""
         raise NotImplementedError(f"{type(self).__name__} has no pending results")
 
     def discard(self, pending: list[PendingResult]) -> None:

@@ -19,7 +19,8 @@ from functools import cached_property
 from tiermover.storage.base import AtomicWrite, Entry, StorageError, join
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
 from tiermover.workflows.base import (
-    CatalogChange, ItemResult, PendingResult, RunContext, StorageLocation, WorkItem, Workflow,
+    CatalogChange, ItemResult, PendingResult, RunAgain, RunContext, StorageLocation, WorkItem,
+    Workflow,
 )
 from tiermover.workflows.sources import SourceFile, selected_files, walked_folders
 from tiermover.workflows.verify import read_chunks
@@ -87,6 +88,7 @@ class CopyWorkflow(Workflow):
         # folder -> what it held when first seen (Backend.listed_paths), or None
         self._folders_made: OrderedDict[str, frozenset[str] | None] = OrderedDict()
         self._folders_lock = threading.Lock()
+        self._folders_making: dict[str, threading.Event] = {}  # folder -> made when set
         # Final names chosen by a step and not yet taken (written under a temporary
         # name, or waiting in a group): a second file bound for the same name sees it
         # as existing (two sources with the same name, conflict_resolution rename).
@@ -103,21 +105,36 @@ class CopyWorkflow(Workflow):
 
     def _make_folder(self, folder: str) -> frozenset[str] | None:
         """Makes the destination folder if needed (unless made moments ago). Returns the
-        paths below it when it was first seen, where one listing tells them (object
-        storage, see Backend.listed_paths), else None."""
+        paths below it when it was first seen, where that is known without a `stat` per
+        path: none when this copy created it, or what one listing tells (object
+        storage, see Backend.listed_paths); else None."""
         if not folder:
             return None
-        with self._folders_lock:
-            if folder in self._folders_made:
-                self._folders_made.move_to_end(folder)
-                return self._folders_made[folder]
-        backend = self.destination.backend
-        backend.makedirs(folder)
-        listed = backend.listed_paths(folder, FOLDER_LISTED_AT_MOST)
-        with self._folders_lock:
-            self._folders_made[folder] = listed
-            if len(self._folders_made) > FOLDERS_REMEMBERED:
-                self._folders_made.popitem(last=False)
+        while True:
+            with self._folders_lock:
+                if folder in self._folders_made:
+                    self._folders_made.move_to_end(folder)
+                    return self._folders_made[folder]
+                # One stream makes a folder; the others wait for what it found (a stream
+                # that found the folder just made by another would take it for one that
+                # was there before, and check each of its files).
+                making = self._folders_making.get(folder)
+                if making is None:
+                    self._folders_making[folder] = threading.Event()
+                    break
+            making.wait()  # then cached, or it failed: this stream tries in turn
+        try:
+            backend = self.destination.backend
+            created = backend.makedirs(folder)
+            listed = (frozenset() if created
+                      else backend.listed_paths(folder, FOLDER_LISTED_AT_MOST))
+            with self._folders_lock:
+                self._folders_made[folder] = listed
+                if len(self._folders_made) > FOLDERS_REMEMBERED:
+                    self._folders_made.popitem(last=False)
+        finally:
+            with self._folders_lock:
+                self._folders_making.pop(folder).set()
         return listed
 
     @cached_property
@@ -144,10 +161,11 @@ class CopyWorkflow(Workflow):
             return self._written("done", job, job.target_path, None), None
         listed = self._make_folder(job.target_path.rpartition("/")[0])
         if listed is not None and job.target_path not in listed:
-            # Nothing there when the folder was listed. Unless the policy is overwrite
-            # (which replaces whatever is there), something written there since is found
-            # when the copy takes its name (commit without replace): then the conflict is
-            # settled as if it had been there from the start.
+            # Nothing there when the folder was made or listed. Unless the policy is
+            # overwrite (which replaces whatever is there), something written there since
+            # is found when the copy takes its name (commit without replace): then the
+            # conflict is settled as if it had been there from the start (here, or by
+            # running the item again when its group takes the names, see settle).
             try:
                 return self._copy_to(job, None, context)
             except FileExistsError:
@@ -221,7 +239,14 @@ class CopyWorkflow(Workflow):
         results: list[ItemResult | Exception] = []
         for landing, failure in zip(landings, failures, strict=True):
             if isinstance(failure, FileExistsError):
-                failure = self._appeared(landing.target)
+                # Another program wrote there since the folder was made or listed: its
+                # files are checked one by one from now on, and this one runs again
+                # (then its conflict is settled as if the file had been there first).
+                folder = landing.target.rpartition("/")[0]
+                with self._folders_lock:
+                    if folder in self._folders_made:
+                        self._folders_made[folder] = None
+                failure = RunAgain(str(self._appeared(landing.target)))
             if failure is not None:
                 results.append(failure)
                 continue
