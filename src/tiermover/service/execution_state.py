@@ -157,8 +157,8 @@ ITEM_COLUMNS = ("execution_id", "item_key", "outcome", "size", "checksum", "dest
 def store_items(session: Session,
                 reports: list[tuple[TaskExecution, list[dict]]]) -> list[list[dict]]:
     """Store the finished work items (checkpoint + per-file report) of several reports
-    together (one statement per few hundred rows); returns, per report, the items that were new (a retried report's items
-    are already there and are left out)."""
+    together (one statement per few hundred rows); returns, per report, the items that
+    were new (a retried report's items are already there and are left out)."""
     # Tuples straight to the driver (db/bulk): a report carries up to a thousand items,
     # and SQLAlchemy's per-row parameter handling cost more than the insert itself.
     rows = [(execution.id, item["key"], item.get("outcome", "done"), item.get("size") or 0,

@@ -169,18 +169,26 @@ class CopyWorkflow(Workflow):
             try:
                 return self._copy_to(job, None, context)
             except FileExistsError:
-                pass
+                self._contested(job.target_path)
         try:
             return self._copy_to(job, backend.stat(job.target_path), context)
         except FileExistsError as error:
-            raise self._appeared(job.target_path) from error
+            raise StorageError(self._appeared(job.target_path)) from error
 
-    def _appeared(self, target: str) -> StorageError:
-        """Another writer put a file at `target` after the conflict check: it is kept."""
-        return StorageError(
-            f"{self._namespace(target)} appeared while the file was copied (another "
-            "program wrote it): it was kept, nothing was written over it; run the task "
-            f"again to apply conflict_resolution {self.execution.conflict_resolution}")
+    def _contested(self, target: str) -> None:
+        """Another program wrote in `target`'s folder since it was made or listed: what
+        was known of it no longer holds, its files are looked for one by one."""
+        folder = target.rpartition("/")[0]
+        with self._folders_lock:
+            if folder in self._folders_made:
+                self._folders_made[folder] = None
+
+    def _appeared(self, target: str) -> str:
+        """Why a file fails whose name another program took after its conflict check."""
+        return (f"{self._namespace(target)} appeared while the file was copied (another "
+                "program wrote it): it was kept, nothing was written over it; run the "
+                f"task again to apply conflict_resolution "
+                f"{self.execution.conflict_resolution}")
 
     def _copy_to(self, job: CopyJob, existing: Entry | None, context: RunContext
                  ) -> tuple[ItemResult | PendingResult, Entry | None]:
@@ -239,14 +247,10 @@ class CopyWorkflow(Workflow):
         results: list[ItemResult | Exception] = []
         for landing, failure in zip(landings, failures, strict=True):
             if isinstance(failure, FileExistsError):
-                # Another program wrote there since the folder was made or listed: its
-                # files are checked one by one from now on, and this one runs again
-                # (then its conflict is settled as if the file had been there first).
-                folder = landing.target.rpartition("/")[0]
-                with self._folders_lock:
-                    if folder in self._folders_made:
-                        self._folders_made[folder] = None
-                failure = RunAgain(str(self._appeared(landing.target)))
+                # This one runs again: then its conflict is settled as if the file had
+                # been there first.
+                self._contested(landing.target)
+                failure = RunAgain(self._appeared(landing.target))
             if failure is not None:
                 results.append(failure)
                 continue
