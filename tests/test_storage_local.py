@@ -8,6 +8,7 @@ import pytest
 
 from tiermover.storage.base import EscapesRoot, StorageError
 from tiermover.storage.checksums import ALGORITHMS, checksum_of, new_hasher
+from tiermover.storage import local_durability
 from tiermover.storage.local import LocalBackend, is_temporary_name
 
 
@@ -44,9 +45,7 @@ def taking_names(request, monkeypatch):
     """Files take their names with renameat2(RENAME_NOREPLACE), or with link() and
     unlink() as on a file system or C library without it: the same guarantees."""
     if request.param == "link":
-        import tiermover.storage.local as local
-
-        monkeypatch.setattr(local, "_renameat2", None)
+        monkeypatch.setattr(local_durability, "_renameat2", None)
     return request.param
 
 
@@ -139,6 +138,86 @@ def test_a_group_commit_makes_each_file_durable_and_a_failure_ends_only_its_file
     assert (root / "z.txt").read_bytes() == b"zzz"
     assert not (root / "gone").exists()
     assert not [p for p in root.rglob("*") if is_temporary_name(p.name)]
+
+
+class FlushCalls:
+    """Counts the real flush calls a group commit makes (each still does its work)."""
+
+    def __init__(self, monkeypatch):
+        self.syncfs = self.fdatasync = 0
+        real_syncfs, real_fdatasync = local_durability._syncfs, os.fdatasync
+
+        def syncfs(fd):
+            self.syncfs += 1
+            return real_syncfs(fd)
+
+        def fdatasync(fd):
+            self.fdatasync += 1
+            return real_fdatasync(fd)
+
+        monkeypatch.setattr(local_durability, "_syncfs", syncfs)
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+
+
+def group_of_three(backend, root):
+    writers = []
+    for path, data in (("a/one.bin", b"1"), ("a/b/two.bin", b"22"), ("three.bin", b"333")):
+        writer = backend.begin_write(path)
+        writer.write(data)
+        writers.append((writer, False))
+    return writers
+
+
+def whole_flush_file_system(path) -> str | None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return local_durability.WHOLE_FLUSH_FILE_SYSTEMS.get(
+            local_durability.file_system_type(fd))
+    finally:
+        os.close(fd)
+
+
+def test_a_group_on_a_file_system_that_flushes_whole_waits_for_the_disk_once(root, monkeypatch):
+    if whole_flush_file_system(root) is None:
+        pytest.skip("the test folder is not on ext4, xfs, btrfs or f2fs")
+    monkeypatch.setattr(local_durability, "WHOLE_FLUSH_DIRTY_AT_MOST", 1 << 62)
+    calls = FlushCalls(monkeypatch)
+    backend = LocalBackend(root, fsync=True)
+    assert backend.commit_group(group_of_three(backend, root)) == [None, None, None]
+    # Three folders on one file system: one syncfs, no file flushed on its own.
+    assert (calls.syncfs, calls.fdatasync) == (1, 0)
+    assert [(root / p).read_bytes() for p in ("a/one.bin", "a/b/two.bin", "three.bin")] == [
+        b"1", b"22", b"333"]
+
+
+@pytest.mark.parametrize("why", ["much else is dirty", "syncfs fails", "unknown file system"])
+def test_otherwise_each_file_of_a_group_is_flushed_on_its_own(root, monkeypatch, why):
+    if why == "much else is dirty":
+        monkeypatch.setattr(local_durability, "WHOLE_FLUSH_DIRTY_AT_MOST", -1)
+    elif why == "unknown file system":
+        monkeypatch.setattr(local_durability, "WHOLE_FLUSH_FILE_SYSTEMS", {})
+    calls = FlushCalls(monkeypatch)
+    if why == "syncfs fails":
+        if whole_flush_file_system(root) is None:
+            pytest.skip("the test folder is not on ext4, xfs, btrfs or f2fs")
+        monkeypatch.setattr(local_durability, "WHOLE_FLUSH_DIRTY_AT_MOST", 1 << 62)
+        monkeypatch.setattr(local_durability, "_syncfs", lambda fd: -1)
+    backend = LocalBackend(root, fsync=True)
+    assert backend.commit_group(group_of_three(backend, root)) == [None, None, None]
+    assert calls.fdatasync == 3
+    assert (root / "a" / "b" / "two.bin").read_bytes() == b"22"
+    assert not [p for p in root.rglob("*") if is_temporary_name(p.name)]
+
+
+def test_the_machine_s_dirty_data_is_read_from_meminfo(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 100 kB\nDirty:  3076 kB\nWriteback:  12 kB\n"
+                       "WritebackTmp: 5 kB\n")
+    assert local_durability.dirty_bytes(str(meminfo)) == (3076 + 12) * 1024
+    meminfo.write_text("MemTotal: 100 kB\nDirty:  3076 kB\n")
+    assert local_durability.dirty_bytes(str(meminfo)) is None  # unknown: no whole flush
+    assert local_durability.dirty_bytes(str(tmp_path / "none")) is None
+    assert local_durability.dirty_bytes() is not None  # this machine's
 
 
 def test_only_small_files_with_fsync_commit_in_groups(root):

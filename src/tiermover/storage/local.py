@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import hashlib
 import io
@@ -16,6 +15,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tiermover.storage.base import AtomicWrite, Backend, EscapesRoot, Entry, StorageError
+from tiermover.storage.local_durability import (
+    flush_folder, flush_whole_file_systems, open_folder, rename_without_replacing,
+)
 
 TEMP_MARK = ".tm-part-"
 # With fsync on, a file's data is handed to writeback in steps of this size as it is
@@ -64,49 +66,6 @@ def _real_path(path: str) -> str:
         return os.path.realpath(path)
     finally:
         os.close(fd)
-
-
-# A file system that cannot open or flush a folder this way (some network and FUSE file
-# systems): its names are as durable as it makes them, the files' data is on disk anyway.
-FOLDER_FLUSH_UNSUPPORTED = (errno.EINVAL, errno.EBADF, errno.EOPNOTSUPP, errno.EACCES)
-
-
-def _fsync_folder(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as error:
-        if error.errno in FOLDER_FLUSH_UNSUPPORTED:
-            return
-        raise
-    try:
-        os.fsync(fd)
-    except OSError as error:
-        if error.errno not in FOLDER_FLUSH_UNSUPPORTED:
-            raise
-    finally:
-        os.close(fd)
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_renameat2 = getattr(_libc, "renameat2", None)
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
-# What a file system answers when it cannot rename without replacing (NFS, older kernels).
-_NO_NOREPLACE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
-
-
-def _rename_without_replacing(source: str, target: str) -> None:
-    """Gives `source` the name `target` unless `target` exists (FileExistsError): one
-    renameat2(RENAME_NOREPLACE) where the file system has it, else link() and unlink()."""
-    if _renameat2 is not None:
-        if _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
-                      _RENAME_NOREPLACE) == 0:
-            return
-        number = ctypes.get_errno()
-        if number not in _NO_NOREPLACE:
-            raise OSError(number, os.strerror(number), target)
-    os.link(source, target)
-    os.unlink(source)
 
 
 # Temporary names held by the writers of this process. Two writers of the same final
@@ -232,7 +191,7 @@ class _LocalAtomicWrite(AtomicWrite):
             else:
                 # Fails if the final name exists: no race can overwrite a file that
                 # appeared after the conflict check.
-                _rename_without_replacing(self.temp, self.final)
+                rename_without_replacing(self.temp, self.final)
             self._release_temp()
         except OSError as error:
             self.abort()
@@ -256,6 +215,25 @@ class _LocalAtomicWrite(AtomicWrite):
             pass
         finally:
             self._release_temp()
+
+
+def _open_folder_if_there(folder: str) -> int | None:
+    try:
+        return open_folder(folder)
+    except OSError:
+        return None  # gone, say: its files fail as they take their names
+
+
+def _flush_each(writes: list[tuple[int, _LocalAtomicWrite, bool]],
+                failures: list[Exception | None]) -> None:
+    """Each file's data on disk, file by file (see LocalBackend.commit_group)."""
+    for _, writer, _ in writes:
+        writer._start_writeback()
+    for index, writer, _ in writes:
+        try:
+            writer._make_durable()
+        except StorageError as error:
+            failures[index] = error
 
 
 class LocalBackend(Backend):
@@ -398,13 +376,14 @@ class LocalBackend(Backend):
     def commit_group(self, writes: Sequence[tuple[AtomicWrite, bool]]) -> list[Exception | None]:
         """Small files, many at once, each still durable before it takes its name.
 
-        Every file's writeback starts first, so that the file system allocates them all
-        in one journal transaction: the first fdatasync commits it, and the ones after
-        it find little left to wait for (one wait for the disk for the group, not one per
-        file). Then each file takes its name, and each folder that received one is
-        fsync'd once, so that the names are on disk too before the files are reported.
-        Only this group's files are flushed: a syncfs would be one call, but would also
-        wait for whatever else is dirty on the file system (another copy's gigabytes).
+        The group's data goes to the disk first, in one wait: with one syncfs of the file
+        system its folders are on, where that flushes all of it and little else is
+        waiting for the disk (local_durability.flush_whole_file_systems); else file by
+        file, every file's writeback started first so that the file system allocates
+        them all in one journal transaction, which the first fdatasync commits (the ones
+        after it find little left to wait for). Then each file takes its name, and each
+        folder that received one is fsync'd once, so that the names are on disk too
+        before the files are reported.
         """
         failures: list[Exception | None] = [None] * len(writes)
         local = [(index, writer, replace) for index, (writer, replace) in enumerate(writes)
@@ -412,29 +391,34 @@ class LocalBackend(Backend):
         for index, (writer, replace) in enumerate(writes):
             if not (isinstance(writer, _LocalAtomicWrite) and writer._fsync):
                 failures[index] = super().commit_group([(writer, replace)])[0]
-        for _, writer, _ in local:
-            writer._start_writeback()
-        for index, writer, _ in local:
-            try:
-                writer._make_durable()
-            except StorageError as error:
-                failures[index] = error
-        folders: dict[str, list[int]] = {}
-        for index, writer, replace in local:
-            if failures[index] is None:
+        folders: dict[str, int | None] = {}  # the group's folders, open (None: cannot be)
+        try:
+            for _, writer, _ in local:
+                folder = os.path.dirname(writer.final)
+                if folder not in folders:
+                    folders[folder] = _open_folder_if_there(folder)
+            if None in folders.values() or not flush_whole_file_systems(folders.values()):
+                _flush_each(local, failures)
+            named: dict[str, list[int]] = {}
+            for index, writer, replace in local:
+                if failures[index] is None:
+                    try:
+                        writer._take_name(replace)
+                        named.setdefault(os.path.dirname(writer.final), []).append(index)
+                    except (StorageError, OSError) as error:
+                        failures[index] = error
+            for folder, indexes in named.items():
                 try:
-                    writer._take_name(replace)
-                    folders.setdefault(os.path.dirname(writer.final), []).append(index)
-                except (StorageError, OSError) as error:
-                    failures[index] = error
-        for folder, indexes in folders.items():
-            try:
-                _fsync_folder(folder)
-            except OSError as error:
-                for index in indexes:
-                    failures[index] = StorageError(
-                        f"{writes[index][0].final} is written, but its name may not survive "
-                        f"a crash: cannot flush its folder ({error.strerror})")
+                    flush_folder(folder, folders[folder])
+                except OSError as error:
+                    for index in indexes:
+                        failures[index] = StorageError(
+                            f"{writes[index][0].final} is written, but its name may not "
+                            f"survive a crash: cannot flush its folder ({error.strerror})")
+        finally:
+            for fd in folders.values():
+                if fd is not None:
+                    os.close(fd)
         return failures
 
     def makedirs(self, path: str) -> bool:
