@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tiermover.storage.base import EscapesRoot, StorageError
+from tiermover.storage.base import EscapesRoot, StorageError, join, namespace_path
 from tiermover.storage.checksums import ALGORITHMS, checksum_of, new_hasher
 from tiermover.storage import local_durability
 from tiermover.storage.local import LocalBackend, is_temporary_name
@@ -256,3 +256,10 @@ def test_making_a_folder_says_whether_it_was_made(root):
     assert backend.makedirs("a") is False
     with pytest.raises(StorageError, match="a file is there"):
         backend.makedirs("z.txt")
+
+
+@pytest.mark.parametrize("storage", ["share", "/share", "share/", "", "a/b"])
+@pytest.mark.parametrize("path", ["", "x", "x/y", "/x", "x/", "/", "//", "x//y", "a b/é"])
+def test_namespace_paths_are_what_joining_gives(storage, path):
+    # The concatenation that serves clean paths never differs from the join.
+    assert namespace_path(storage, path) == "/" + join(storage, path)

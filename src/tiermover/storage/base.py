@@ -149,3 +149,14 @@ class Backend(ABC):
 
 def join(*parts: str) -> str:
     return "/".join([stripped for part in parts if part and (stripped := part.strip("/"))])
+
+
+def namespace_path(storage_name: str, path: str) -> str:
+    """`/<storage>/<path>`, as "/" + join(storage_name, path) gives it: by concatenation
+    when `path` needs no cleaning (every path a walk gives), as this runs for every file
+    a copy reports."""
+    if not path:
+        return "/" + storage_name.strip("/")
+    if path[0] != "/" and path[-1] != "/" and storage_name and "/" not in storage_name:
+        return f"/{storage_name}/{path}"
+    return "/" + join(storage_name, path)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from tiermover.storage.base import AtomicWrite, Entry, StorageError, join
+from tiermover.storage.base import AtomicWrite, Entry, StorageError, join, namespace_path
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
 from tiermover.workflows.base import (
     CatalogChange, ItemResult, PendingResult, RunAgain, RunContext, StorageLocation, WorkItem,
@@ -143,9 +143,14 @@ class CopyWorkflow(Workflow):
                 for name in ("reset_file_date", "reset_folder_date")}
 
     def plan(self) -> Iterator[WorkItem]:
+        # A walk's landing paths are clean: each target is a concatenation, not a join.
+        folder = join(self.destination.path)
+        prefix = folder + "/" if folder else ""
         for found in selected_files(self.execution, metadata=self.plan_needs_dates):
-            yield WorkItem(key=found.key, size=found.entry.size,
-                           payload=CopyJob(found, join(self.destination.path, found.landing)))
+            landing = found.landing
+            target = (prefix + landing if landing and landing[0] != "/" and landing[-1] != "/"
+                      else join(folder, landing))
+            yield WorkItem(key=found.key, size=found.entry.size, payload=CopyJob(found, target))
 
     def run(self, item: WorkItem, context: RunContext) -> ItemResult | PendingResult:
         return self.copy(item.payload, context)[0]
@@ -310,7 +315,7 @@ class CopyWorkflow(Workflow):
             "written", destination, entry=attributes or self._attributes(target),
             checksum=checksum,
             algorithm=self.algorithm if checksum else None,
-            copy_of="/" + join(job.source.storage_name, job.source_path),
+            copy_of=job.found.namespace_path,
             source_entry=(source or job.entry).attributes())
         return ItemResult(outcome, size=job.entry.size, checksum=checksum, message=message,
                           destination=destination, changes=[change])
@@ -320,7 +325,7 @@ class CopyWorkflow(Workflow):
         return None if entry is None else entry.attributes()
 
     def _namespace(self, path: str) -> str:
-        return "/" + join(self.destination.storage_name, path)
+        return namespace_path(self.destination.storage_name, path)
 
     def _write_temporary(self, job: CopyJob, target: str,
                          context: RunContext) -> tuple[str, AtomicWrite, Entry]:

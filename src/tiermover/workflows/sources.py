@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tiermover.service.filter_expressions import FileFilter, compile_filter
-from tiermover.storage.base import Entry, StorageError, join
+from tiermover.storage.base import Entry, StorageError, join, namespace_path
 from tiermover.workflows.base import ExecutionPlan, StorageLocation
 
 # processing_order option -> sort key of a SourceFile (and whether it is reversed)
@@ -40,7 +40,7 @@ class SourceFile:
 
     @property
     def namespace_path(self) -> str:
-        return "/" + join(self.source.storage_name, self.path)
+        return namespace_path(self.source.storage_name, self.path)
 
 
 def filters_of(plan: ExecutionPlan) -> list[FileFilter]:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from tiermover.storage.base import StorageError, join
+from tiermover.storage.base import StorageError, join, namespace_path
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
 from tiermover.storage.tape.driver import TapeError
 from tiermover.storage.tape.drives import cartridge_in_drive
@@ -166,7 +166,7 @@ class TapeRestoreWorkflow(RestoreWorkflow):
             backend.set_times(target, mtime, mtime)
         written = backend.stat(target)
         return CatalogChange(
-            "written", "/" + join(self.destination.storage_name, target),
+            "written", namespace_path(self.destination.storage_name, target),
             copy_of=self._copy_of(record),
             entry=None if written is None else {
                 "type": written.type, "size": written.size, "mode": written.mode,
