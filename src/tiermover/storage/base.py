@@ -20,7 +20,7 @@ class EscapesRoot(StorageError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     path: str
     type: str  # "file" | "folder"

@@ -26,7 +26,7 @@ class RunAgain(StorageError):
     it once more from the start. A second time, the message is the item's failure."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkItem:
     """One unit of work. `key` is stable across runs: a finished key is never redone."""
 

@@ -33,7 +33,7 @@ FOLDERS_REMEMBERED = 256
 FOLDER_LISTED_AT_MOST = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CopyJob:
     found: SourceFile
     target_path: str  # inside the destination backend

@@ -26,7 +26,7 @@ ORDERS = {
 DATE_ORDERS = {"mtime_asc", "mtime_desc"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceFile:
     index: int  # which source of the task
     source: StorageLocation
