@@ -8,7 +8,7 @@ import pytest
 
 from tiermover.storage.base import EscapesRoot, StorageError, join, namespace_path
 from tiermover.storage.checksums import ALGORITHMS, checksum_of, new_hasher
-from tiermover.storage import local_durability
+from tiermover.storage import local, local_durability
 from tiermover.storage.local import LocalBackend, is_temporary_name
 
 
@@ -168,45 +168,70 @@ def group_of_three(backend, root):
     return writers
 
 
-def whole_flush_file_system(path) -> str | None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        return local_durability.WHOLE_FLUSH_FILE_SYSTEMS.get(
-            local_durability.file_system_type(fd))
-    finally:
-        os.close(fd)
+def whole_flush_file_system(path) -> bool:
+    device = os.stat(path).st_dev
+    return (local_durability.file_system_names([device]).get(device)
+            in local_durability.WHOLE_FLUSH_FILE_SYSTEMS and local_durability.SYNCFS_TELLS_FAILURES)
 
 
 def test_a_group_on_a_file_system_that_flushes_whole_waits_for_the_disk_once(root, monkeypatch):
-    if whole_flush_file_system(root) is None:
-        pytest.skip("the test folder is not on ext4, xfs, btrfs or f2fs")
+    if not whole_flush_file_system(root):
+        pytest.skip("the test folder is not on ext3/4, xfs, btrfs or f2fs, or Linux < 5.8")
     monkeypatch.setattr(local_durability, "WHOLE_FLUSH_DIRTY_AT_MOST", 1 << 62)
     calls = FlushCalls(monkeypatch)
+    flushed_on = []
+    real_flush = local_durability.flush_whole_file_systems
+
+    def flush_whole_file_systems(descriptors):
+        flushed_on.extend(descriptors.values())
+        return real_flush(descriptors)
+
+    monkeypatch.setattr(local, "flush_whole_file_systems", flush_whole_file_systems)
     backend = LocalBackend(root, fsync=True)
-    assert backend.commit_group(group_of_three(backend, root)) == [None, None, None]
-    # Three folders on one file system: one syncfs, no file flushed on its own.
+    writers = group_of_three(backend, root)
+    first_fd = writers[0][0]._fd
+    assert backend.commit_group(writers) == [None, None, None]
+    # Three folders on one file system: one syncfs, on the file opened first (a later
+    # descriptor could miss a failure to write back that happened before it was opened).
     assert (calls.syncfs, calls.fdatasync) == (1, 0)
+    assert flushed_on == [first_fd]
     assert [(root / p).read_bytes() for p in ("a/one.bin", "a/b/two.bin", "three.bin")] == [
         b"1", b"22", b"333"]
 
 
-@pytest.mark.parametrize("why", ["much else is dirty", "syncfs fails", "unknown file system"])
+WHY_FILE_BY_FILE = ["much else is dirty", "syncfs fails", "file system not listed",
+                    "Linux before 5.8"]
+
+
+@pytest.mark.parametrize("why", WHY_FILE_BY_FILE)
 def test_otherwise_each_file_of_a_group_is_flushed_on_its_own(root, monkeypatch, why):
-    if why == "much else is dirty":
-        monkeypatch.setattr(local_durability, "WHOLE_FLUSH_DIRTY_AT_MOST", -1)
-    elif why == "unknown file system":
-        monkeypatch.setattr(local_durability, "WHOLE_FLUSH_FILE_SYSTEMS", {})
+    if not whole_flush_file_system(root):
+        pytest.skip("the test folder is not on ext3/4, xfs, btrfs or f2fs, or Linux < 5.8")
+    monkeypatch.setattr(local_durability, "WHOLE_FLUSH_DIRTY_AT_MOST",
+                        -1 if why == "much else is dirty" else 1 << 62)
     calls = FlushCalls(monkeypatch)
     if why == "syncfs fails":
-        if whole_flush_file_system(root) is None:
-            pytest.skip("the test folder is not on ext4, xfs, btrfs or f2fs")
-        monkeypatch.setattr(local_durability, "WHOLE_FLUSH_DIRTY_AT_MOST", 1 << 62)
         monkeypatch.setattr(local_durability, "_syncfs", lambda fd: -1)
+    elif why == "file system not listed":
+        monkeypatch.setattr(local_durability, "WHOLE_FLUSH_FILE_SYSTEMS", frozenset({"ext2"}))
+    elif why == "Linux before 5.8":
+        monkeypatch.setattr(local_durability, "SYNCFS_TELLS_FAILURES", False)
     backend = LocalBackend(root, fsync=True)
     assert backend.commit_group(group_of_three(backend, root)) == [None, None, None]
     assert calls.fdatasync == 3
     assert (root / "a" / "b" / "two.bin").read_bytes() == b"22"
     assert not [p for p in root.rglob("*") if is_temporary_name(p.name)]
+
+
+def test_a_file_system_is_named_by_the_mount_table(tmp_path):
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 27 0:21 / /proc rw,relatime - proc proc rw\n"
+        "29 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+        "40 29 8:17 /data /srv rw master:2 - ext2 /dev/sdb1 rw\n")
+    names = local_durability.file_system_names(
+        [os.makedev(254, 0), os.makedev(8, 17), os.makedev(9, 9)], str(mountinfo))
+    assert names == {os.makedev(254, 0): "ext4", os.makedev(8, 17): "ext2"}
 
 
 def test_the_machine_s_dirty_data_is_read_from_meminfo(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import itertools
 import operator
 import os
 import stat
@@ -92,9 +93,14 @@ def _entry(path: str, info: os.stat_result) -> Entry:
                  info.st_gid)
 
 
+# Numbers writers in the order they open their files (see _flush_whole).
+_opening_order = itertools.count()
+
+
 class _LocalAtomicWrite(AtomicWrite):
     def __init__(self, final: str, fsync: bool):
         self.final = final
+        self.opened = next(_opening_order)
         self.temp = _claim_temp(final)
         self._fsync = fsync
         self._written = 0
@@ -222,6 +228,26 @@ def _open_folder_if_there(folder: str) -> int | None:
         return open_folder(folder)
     except OSError:
         return None  # gone, say: its files fail as they take their names
+
+
+def _flush_whole(writes: list[tuple[int, _LocalAtomicWrite, bool]],
+                 folders: dict[str, int | None]) -> bool:
+    """Each file's data on disk with one syncfs per file system (see commit_group), or
+    False. The syncfs is called on the group's first-opened file of that file system:
+    one stream writes a group, in order, so that file was opened before any of the
+    group's data was written, and syncfs on it tells of every failure since."""
+    if not writes or None in folders.values():
+        return False
+    try:
+        device_of = {folder: os.fstat(fd).st_dev for folder, fd in folders.items()}
+    except OSError:
+        return False
+    first: dict[int, _LocalAtomicWrite] = {}
+    for _, writer, _ in writes:
+        device = device_of[os.path.dirname(writer.final)]
+        if device not in first or writer.opened < first[device].opened:
+            first[device] = writer
+    return flush_whole_file_systems({device: writer._fd for device, writer in first.items()})
 
 
 def _flush_each(writes: list[tuple[int, _LocalAtomicWrite, bool]],
@@ -397,7 +423,7 @@ class LocalBackend(Backend):
                 folder = os.path.dirname(writer.final)
                 if folder not in folders:
                     folders[folder] = _open_folder_if_there(folder)
-            if None in folders.values() or not flush_whole_file_systems(folders.values()):
+            if not _flush_whole(local, folders):
                 _flush_each(local, failures)
             named: dict[str, list[int]] = {}
             for index, writer, replace in local:

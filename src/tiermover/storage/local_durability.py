@@ -1,8 +1,8 @@
 """How a local write reaches the disk: its name taken without replacing, its folder
 flushed, and a group of small files flushed with one syncfs of their file system.
 
-Python's os module has neither renameat2 nor syncfs nor fstatfs: they are called through
-the C library (ctypes lets go of the GIL during each call, as os does).
+Python's os module has neither renameat2 nor syncfs: they are called through the C
+library (ctypes lets go of the GIL during each call, as os does).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Iterable
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
 _syncfs = getattr(_libc, "syncfs", None)
-_fstatfs = getattr(_libc, "fstatfs", None)
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 # What a file system answers when it cannot rename without replacing (NFS, older kernels).
@@ -26,21 +25,30 @@ _NO_NOREPLACE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
 FOLDER_FLUSH_UNSUPPORTED = (errno.EINVAL, errno.EBADF, errno.EOPNOTSUPP, errno.EACCES)
 
 # File systems whose syncfs writes back everything of theirs (data, inodes, journal or
-# log) and flushes the device's cache before it returns (statfs f_type -> name). On the
-# others syncfs may return having flushed nothing (FUSE without sync_fs) or less than
-# fdatasync would (some network file systems): their files are flushed one by one.
-WHOLE_FLUSH_FILE_SYSTEMS = {
-    0xEF53: "ext2/ext3/ext4",
-    0x58465342: "xfs",
-    0x9123683E: "btrfs",
-    0xF2F52010: "f2fs",
-}
+# log) and flushes the device's cache before it returns, by the name /proc/self/mountinfo
+# gives them. On the others syncfs may return having flushed nothing (FUSE without
+# sync_fs), less than fdatasync would (ext2: its syncfs writes the superblock without a
+# cache flush, its fsync flushes) or anything (network file systems): their files are
+# flushed one by one.
+WHOLE_FLUSH_FILE_SYSTEMS = frozenset({"ext3", "ext4", "xfs", "btrfs", "f2fs"})
 # A syncfs waits for whatever is dirty on the file system, not only for the group's
 # files: it is used only while the whole machine holds at most this much data waiting
 # for the disk (/proc/meminfo Dirty + Writeback), so that a group of small files never
 # waits behind another program's gigabytes. (This node's own large files never hold
 # much: they are handed to writeback as they are written.)
 WHOLE_FLUSH_DIRTY_AT_MOST = 64 * 1024 * 1024
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    try:
+        found = tuple(int(part) for part in os.uname().release.split("-")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return found >= (major, minor)
+
+
+# Before Linux 5.8 syncfs returns 0 whatever failed to reach the disk.
+SYNCFS_TELLS_FAILURES = _kernel_at_least(5, 8)
 
 
 def rename_without_replacing(source: str, target: str) -> None:
@@ -101,31 +109,43 @@ def dirty_bytes(meminfo_path: str = "/proc/meminfo") -> int | None:
     return total if found == 2 else None
 
 
-def file_system_type(fd: int) -> int | None:
-    """statfs f_type of the file system `fd` is on, or None when it cannot be told."""
-    if _fstatfs is None:
-        return None
-    # struct statfs begins with f_type, a C long on Linux; the buffer outsizes the rest.
-    buffer = ctypes.create_string_buffer(256)
-    if _fstatfs(fd, buffer) != 0:
-        return None
-    return ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
+def file_system_names(devices: Iterable[int],
+                      mountinfo_path: str = "/proc/self/mountinfo") -> dict[int, str]:
+    """The type of the file system mounted from each device (st_dev), as the kernel names
+    it: read afresh each time, so that a device number given to another mount meanwhile
+    is never taken for the one before. A device missing from the table is left out
+    (btrfs subvolumes, for one, show their own device numbers)."""
+    wanted = {f"{os.major(device)}:{os.minor(device)}": device for device in devices}
+    names: dict[int, str] = {}
+    with open(mountinfo_path, "rb") as mountinfo:
+        for line in mountinfo:
+            # "36 35 98:0 /root /mnt rw,noatime master:1 - ext4 /dev/sda1 rw"
+            mount, _, rest = line.partition(b" - ")
+            fields = mount.split(b" ", 3)
+            device = wanted.get(fields[2].decode()) if len(fields) > 2 else None
+            if device is not None and device not in names and rest:
+                names[device] = rest.split(b" ", 1)[0].decode()
+    return names
 
 
-def flush_whole_file_systems(folder_fds: Iterable[int]) -> bool:
-    """Flushes the file systems of these open folders with one syncfs each, when every
-    one of them flushes whole (WHOLE_FLUSH_FILE_SYSTEMS) and little else waits for the
-    disk (WHOLE_FLUSH_DIRTY_AT_MOST). True once every file written on them before the
-    call is on disk; False when nothing was flushed this way (or a syncfs failed): the
-    caller then flushes its files one by one, which also tells which of them failed."""
-    if _syncfs is None:
+def flush_whole_file_systems(descriptors: dict[int, int]) -> bool:
+    """Flushes whole file systems with one syncfs each: `descriptors` maps each device
+    (st_dev) to a descriptor on it opened before any of the data to flush was written.
+    (syncfs tells of the failures to write back since its descriptor was opened, also
+    those another caller was told of already: a descriptor opened later could miss
+    one.) Only where every file system flushes whole (WHOLE_FLUSH_FILE_SYSTEMS), the
+    kernel tells syncfs's failures, and little else waits for the disk
+    (WHOLE_FLUSH_DIRTY_AT_MOST). True once every file written on them before the call
+    is on disk; False when nothing was flushed this way or a syncfs failed: the caller
+    then flushes its files one by one, which also tells which of them failed."""
+    if _syncfs is None or not SYNCFS_TELLS_FAILURES or not descriptors:
         return False
-    devices: dict[int, int] = {}
-    for fd in folder_fds:
-        if file_system_type(fd) not in WHOLE_FLUSH_FILE_SYSTEMS:
-            return False
-        devices.setdefault(os.fstat(fd).st_dev, fd)
-    dirty = dirty_bytes()
-    if not devices or dirty is None or dirty > WHOLE_FLUSH_DIRTY_AT_MOST:
+    try:
+        names = file_system_names(descriptors)
+        dirty = dirty_bytes()
+    except (OSError, ValueError):
         return False
-    return all(_syncfs(fd) == 0 for fd in devices.values())
+    if (any(names.get(device) not in WHOLE_FLUSH_FILE_SYSTEMS for device in descriptors)
+            or dirty is None or dirty > WHOLE_FLUSH_DIRTY_AT_MOST):
+        return False
+    return all(_syncfs(fd) == 0 for fd in descriptors.values())
