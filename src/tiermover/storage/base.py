@@ -151,12 +151,17 @@ def join(*parts: str) -> str:
     return "/".join([stripped for part in parts if part and (stripped := part.strip("/"))])
 
 
+def join_under(folder: str, path: str) -> str:
+    """join(folder, path) for a `folder` that needs no cleaning (no slash at either end,
+    as join gives it): a concatenation when `path` needs none either (every path a walk
+    gives), as this runs for every file a copy handles."""
+    if path and path[0] != "/" and path[-1] != "/":
+        return f"{folder}/{path}" if folder else path
+    return join(folder, path)
+
+
 def namespace_path(storage_name: str, path: str) -> str:
-    """`/<storage>/<path>`, as "/" + join(storage_name, path) gives it: by concatenation
-    when `path` needs no cleaning (every path a walk gives), as this runs for every file
-    a copy reports."""
-    if not path:
-        return "/" + storage_name.strip("/")
-    if path[0] != "/" and path[-1] != "/" and storage_name and "/" not in storage_name:
-        return f"/{storage_name}/{path}"
-    return "/" + join(storage_name, path)
+    """`/<storage>/<path>`, as "/" + join(storage_name, path) gives it."""
+    if storage_name[:1] == "/" or storage_name[-1:] == "/":
+        storage_name = storage_name.strip("/")
+    return "/" + join_under(storage_name, path)

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from tiermover.storage.base import AtomicWrite, Entry, StorageError, join, namespace_path
+from tiermover.storage.base import (
+    AtomicWrite, Entry, StorageError, join, join_under, namespace_path,
+)
 from tiermover.storage.checksums import DEFAULT_ALGORITHM, new_hasher
 from tiermover.workflows.base import (
     CatalogChange, ItemResult, PendingResult, RunAgain, RunContext, StorageLocation, WorkItem,
@@ -143,14 +145,10 @@ class CopyWorkflow(Workflow):
                 for name in ("reset_file_date", "reset_folder_date")}
 
     def plan(self) -> Iterator[WorkItem]:
-        # A walk's landing paths are clean: each target is a concatenation, not a join.
         folder = join(self.destination.path)
-        prefix = folder + "/" if folder else ""
         for found in selected_files(self.execution, metadata=self.plan_needs_dates):
-            landing = found.landing
-            target = (prefix + landing if landing and landing[0] != "/" and landing[-1] != "/"
-                      else join(folder, landing))
-            yield WorkItem(key=found.key, size=found.entry.size, payload=CopyJob(found, target))
+            yield WorkItem(key=found.key, size=found.entry.size,
+                           payload=CopyJob(found, join_under(folder, found.landing)))
 
     def run(self, item: WorkItem, context: RunContext) -> ItemResult | PendingResult:
         return self.copy(item.payload, context)[0]
