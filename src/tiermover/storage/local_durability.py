@@ -141,11 +141,12 @@ def flush_whole_file_systems(descriptors: dict[int, int]) -> bool:
     if _syncfs is None or not SYNCFS_TELLS_FAILURES or not descriptors:
         return False
     try:
-        names = file_system_names(descriptors)
         dirty = dirty_bytes()
+        if dirty is None or dirty > WHOLE_FLUSH_DIRTY_AT_MOST:
+            return False  # (the mount table, the larger read, is then not needed)
+        names = file_system_names(descriptors)
     except (OSError, ValueError):
         return False
-    if (any(names.get(device) not in WHOLE_FLUSH_FILE_SYSTEMS for device in descriptors)
-            or dirty is None or dirty > WHOLE_FLUSH_DIRTY_AT_MOST):
+    if any(names.get(device) not in WHOLE_FLUSH_FILE_SYSTEMS for device in descriptors):
         return False
     return all(_syncfs(fd) == 0 for fd in descriptors.values())
