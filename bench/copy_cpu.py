@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/copy_cpu.py [--files 20000] [--runs 6]
         [--variants "parallel_processing=4;parallel_processing=1"] [--node-args=--no-fsync]
+        [--workdir DIR] [--timeline] [--keep]
 
 The same server (SQLite) and node as bench/copy.py, one data set of `--files` files of
 4 KiB in folders of 100, then `--runs` copies of it through the API, each into a new
@@ -63,6 +64,8 @@ def main() -> None:
                         help="task options per variant: key=value[,key=value][;...]")
     parser.add_argument("--node-args", default="", help="extra `tiermover worker` arguments")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--timeline", action="store_true",
+                        help="print each run's execution log with its timestamps")
     parser.add_argument("--keep", action="store_true",
                         help="leave the work directory (a run right after another's "
                              "cleanup is slowed by it, see bench/README.md)")
@@ -104,6 +107,10 @@ def main() -> None:
                 raise RuntimeError(f"run {run} ended {execution['status']}")
             user, system = (after - before for after, before in zip(node_after, node_before))
             per_file = None if counted is None else counted / data.files
+            if args.timeline:
+                for line in tiermover.checked(tiermover.api.get(
+                        f"/task_executions/{execution['id']}/logs", params={"limit": 50}), 200):
+                    print(f"    {line['timestamp']} {line['msg'][:100]}")
             results[label].append((seconds, user, system, server_cpu, per_file))
             tiermover.log(f"run {run} [{label}]: {seconds:.2f} s, node CPU {user + system:.2f} s "
                           f"(user {user:.2f}, system {system:.2f}), switches per file "

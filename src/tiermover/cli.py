@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from tiermover.config import Settings
+from tiermover.garbage_collection import settle_after_start
 
 app = typer.Typer(help="tiermover: a self-hosted task engine for data management.",
                   no_args_is_help=True)
@@ -80,8 +81,10 @@ def serve(
         settings.embedded_workers = worker_concurrency
     prepare_database(settings)
     console.print(f"tiermover listening on http://{host}:{port}  (API docs: /api/v2/docs)")
+    application = create_app(settings, embedded_node=worker)
+    settle_after_start()
     # Nodes long-poll for work: do not wait for those requests to end on shutdown.
-    uvicorn.run(create_app(settings, embedded_node=worker), host=host, port=port,
+    uvicorn.run(application, host=host, port=port,
                 log_level=log_level, access_log=False, timeout_graceful_shutdown=2)
 
 
@@ -104,6 +107,7 @@ def run_worker(
     node = NodeWorker(server, api_key, name=name, concurrency=concurrency, fsync=fsync,
                       bandwidth_limit=parse_size(bwlimit) if bwlimit else None)
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
+    settle_after_start()
     try:
         node.run()
     except KeyboardInterrupt:
