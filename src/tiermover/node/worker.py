@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import socket
 import threading
 import time
@@ -29,7 +30,23 @@ log = logging.getLogger("tiermover.node")
 
 # How long a stopping node waits for the final reports it has yet to deliver.
 STOP_PATIENCE_SECONDS = 5.0
+# Open files a node asks the system to allow it (see allow_more_open_files).
+OPEN_FILES_WANTED = 65536
 
+
+def allow_more_open_files() -> None:
+    """Raises this process's soft limit on open files to its hard limit (up to
+    OPEN_FILES_WANTED): small files wait open in their groups until they take their
+    names together (see tiermover.node.runner.files_per_group), and the usual soft limit
+    of 1024 would make the groups small."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = (OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY
+                  else min(hard, OPEN_FILES_WANTED))
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (OSError, ValueError) as error:
+        log.info("the limit on open files stays as it is: %s", error)
 
 
 def default_node_name() -> str:
@@ -70,6 +87,7 @@ class NodeWorker:
 
     def run(self) -> None:
         """Blocks until `stop()`."""
+        allow_more_open_files()
         self.register()
         self.dispatcher = Dispatcher(self.client, self.node_id, self.concurrency, self.stopping)
         threads = [threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True)

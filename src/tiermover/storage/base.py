@@ -80,6 +80,12 @@ class AtomicWrite(ABC):
 
 
 class Backend(ABC):
+    # Whether this node's kernel answers the storage's operations from local disks and
+    # the page cache, with no network round trip per file: a small file copied between
+    # two such storages keeps the node's CPU busy rather than waiting (see
+    # Workflow.keeps_cpu_busy).
+    served_locally = False
+
     @abstractmethod
     def stat(self, path: str) -> Entry | None: ...
 

@@ -12,12 +12,14 @@ import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
 from tiermover.storage.base import AtomicWrite, Backend, EscapesRoot, Entry, StorageError
 from tiermover.storage.local_durability import (
-    flush_folder, flush_whole_file_systems, open_folder, rename_without_replacing,
+    file_system_names, flush_folder, flush_whole_file_systems, open_folder,
+    rename_without_replacing,
 )
 
 TEMP_MARK = ".tm-part-"
@@ -27,6 +29,12 @@ WRITEBACK_STEP = 8 * 1024 * 1024
 # Files up to this size commit in groups (LocalBackend.commit_group) when a caller groups
 # them: for a small file the wait for the disk, not the data, is the cost of a commit.
 GROUP_FILE_MAX = 1024 * 1024
+# File systems on this machine's own disks (or memory), by the name /proc/self/mountinfo
+# gives them. A share on any other (NFS, SMB, FUSE...) waits on the network per file.
+LOCAL_DISK_FILE_SYSTEMS = frozenset({
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "bcachefs", "jfs", "reiserfs",
+    "tmpfs", "overlay", "vfat", "exfat", "ntfs3",
+})
 FOLDER_CHECK_SECONDS = 1.0
 FOLDERS_KEPT = 1024
 
@@ -277,6 +285,16 @@ class LocalBackend(Backend):
         # place of a folder is noticed within that time (and a write already under way
         # trusts its check for as long as it runs anyway).
         self._folders_inside: dict[str, float] = {}
+
+    @cached_property
+    def served_locally(self) -> bool:
+        """Whether the root lies on a file system of this machine's own disks (looked up
+        once: a storage's root does not move to another file system while a node runs)."""
+        try:
+            device = os.stat(self._real_root).st_dev
+            return file_system_names([device]).get(device) in LOCAL_DISK_FILE_SYSTEMS
+        except (OSError, ValueError):  # no mount table to tell: as a network share
+            return False
 
     def local_path(self, path: str) -> Path:
         """The OS path for `path`, refusing `..` and any symlink on the way that leads out."""

@@ -184,6 +184,19 @@ class Workflow(ABC):
         """One item; may be called from several threads at once for different items.
         A PendingResult is only for workflows that settle (see PendingResult)."""
 
+    def may_keep_cpu_busy(self) -> bool:
+        """Whether some items may keep the CPU busy (see keeps_cpu_busy): only then does
+        the runner start a stream for them."""
+        return False
+
+    def keeps_cpu_busy(self, item: WorkItem) -> bool:
+        """Whether the item's step spends its time on this node's CPU rather than waiting
+        for a disk or the network (a small file between two local disks). Unless the task
+        sets parallel_processing, such items run one at a time, on a stream of their own:
+        several at once would only take turns on the interpreter, each system call
+        handing it to another thread (see tiermover.node.runner)."""
+        return False
+
     def settle(self, pending: list[PendingResult]) -> list[ItemResult | Exception]:
         """Ends the items whose step returned these pending results (one stream's, in
         order): each one's result, or the StorageError or OSError that ended it alone

@@ -33,6 +33,10 @@ FOLDERS_REMEMBERED = 256
 # A destination folder whose subtree one listing tells (object storage) answers its
 # files' conflict checks from that listing, while it holds at most this many paths.
 FOLDER_LISTED_AT_MOST = 1000
+# Files up to this size between two local disks keep the node's CPU busy (see
+# keeps_cpu_busy); a larger one's time goes into the kernel's copies and the disk, which
+# several streams overlap.
+CPU_BOUND_FILE_MAX = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,11 @@ class Landing:
     writer: AtomicWrite
     replace: bool
     read: Entry  # the source's entry as it was read
+
+
+def _served_locally(location: StorageLocation) -> bool:
+    # (A tape library stands in for a backend without being one: never local.)
+    return getattr(location.backend, "served_locally", False)
 
 
 def renamed_candidate(path: str, attempt: int) -> str:
@@ -152,6 +161,15 @@ class CopyWorkflow(Workflow):
 
     def run(self, item: WorkItem, context: RunContext) -> ItemResult | PendingResult:
         return self.copy(item.payload, context)[0]
+
+    def may_keep_cpu_busy(self) -> bool:
+        return (bool(self.execution.destinations) and _served_locally(self.destination)
+                and any(_served_locally(source) for source in self.execution.sources))
+
+    def keeps_cpu_busy(self, item: WorkItem) -> bool:
+        job = item.payload
+        return (isinstance(job, CopyJob) and item.size <= CPU_BOUND_FILE_MAX
+                and _served_locally(job.source) and _served_locally(self.destination))
 
     def copy(self, job: CopyJob, context: RunContext
              ) -> tuple[ItemResult | PendingResult, Entry | None]:
