@@ -233,3 +233,9 @@ def test_a_copied_file_enters_the_catalog_with_its_attributes_and_a_later_copy_u
         entry = catalog_entry(api, namespace)
         assert entry["size"] == 15, entry
         assert "xxh128:" + xxhash.xxh3_128_hexdigest(b"second, longer\n") in entry["checksums"]
+
+    # Copied again unchanged but for its mode (same content, same date): the entries the
+    # copy loads follow what the node read, not only what tells content apart.
+    os.chmod(original, 0o600)
+    copy("overwrite")
+    assert catalog_entry(api, f"/{source}/notes/n.txt")["permission"] == 100600

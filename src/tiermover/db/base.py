@@ -85,9 +85,12 @@ def sqlite_datetime_binder(dialect) -> Callable[[datetime], str] | None:
     utc = timezone.utc
 
     def text(value: datetime) -> str:
-        if value.tzinfo is not None and value.tzinfo is not utc:
-            value = value.astimezone(utc)
-        return f"{_sqlite_seconds(value)}.{value.microsecond:06d}"
+        if value.tzinfo is not None:
+            if value.tzinfo is not utc:
+                value = value.astimezone(utc)
+            value = value.replace(tzinfo=None)
+        # (isoformat is C: several times cheaper than formatting the fields in Python.)
+        return value.isoformat(" ", "microseconds")
 
     return text
 

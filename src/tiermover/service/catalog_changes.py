@@ -167,7 +167,7 @@ class CatalogUpdate:
                 continue
             row = {**values, "in_cache": 1, "offline": 0, "checksum": checksum,
                    "algorithm": algorithm}
-            if not self._inserted_with(target, row):
+            if not self._holds(target, row):
                 updates.append({"id": self.entries[target].id, **row})
             if source is not None and values["type"] == "file":
                 # The source holds what was copied; its attributes come along when the
@@ -177,7 +177,7 @@ class CatalogUpdate:
                 row = {"checksum": checksum, "algorithm": algorithm}
                 if change.get("source_entry"):
                     row.update(source_values)
-                if not self._inserted_with(source, row):
+                if not self._holds(source, row):
                     updates.append({"id": self.entries[source].id, **row})
                 copies.append(self._copy_row(source, target, values, source_values, change))
             self.handled.append(Handled(target.namespace_path, outcome, self.entries[target].id,
@@ -217,13 +217,14 @@ class CatalogUpdate:
                 filled[source.key] = {**attribute_values(change["source_entry"]), **digest}
         return filled
 
-    def _inserted_with(self, place: Place, row: dict) -> bool:
-        """Whether this batch created the entry and it holds `row` already (filled at its
-        insert, see _filled): no update needed. Another request may have inserted the
-        same path a moment before: then what it holds decides."""
-        if place.key not in self.entries.created:
-            return False
+    def _holds(self, place: Place, row: dict) -> bool:
+        """Whether the entry holds `row` already, so that no update is needed: this batch
+        created it with those values (filled at its insert, see _filled; another request
+        may have inserted the same path a moment before: then what it holds decides), or
+        it was loaded holding them (a source copied again, unchanged)."""
         known = self.entries[place]
+        if place.key not in self.entries.created:
+            return known.holds(row)
         return (known.checksum == row.get("checksum") and "type" in row
                 and not has_changed(known, row))
 

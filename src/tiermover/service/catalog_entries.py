@@ -137,9 +137,23 @@ class Known:
     size: int
     mtime: datetime | None
     checksum: str | None
+    # Every column of ENTRY_COLUMNS as loaded, by name; None for an entry this batch
+    # inserted or a scan's lookup.
+    columns: dict | None = None
+
+    def holds(self, row: dict) -> bool:
+        """Whether the entry holds each value of `row` (column -> value) already: an
+        update with it would change nothing (a source copied again, unchanged)."""
+        columns = self.columns
+        return columns is not None and all(
+            name in columns and columns[name] == value for name, value in row.items())
 
 
-KNOWN_COLUMNS = ("id", "path", "type", "size", "modification_date", "checksum")
+# What is loaded of a known entry: what tells whether its content changed, and the
+# columns a written file's update sets, to leave out the updates that change nothing.
+ENTRY_COLUMNS = ("type", "size", "modification_date", "checksum", "algorithm", "permission",
+                 "change_date", "access_date", "uid", "gid", "in_cache", "offline")
+KNOWN_COLUMNS = ("id", "path", *ENTRY_COLUMNS)
 
 
 class Entries:
@@ -211,11 +225,13 @@ class Entries:
             groups.setdefault((place.kind, place.storage_id), []).append(place.relative)
         for (kind, storage_id), paths in groups.items():
             # Driver-level: the ORM's statement handling cost more than these small lookups.
-            for file_id, path, kind_of, size, mtime, checksum in rows_with(
+            for file_id, path, *values in rows_with(
                     self.session, CatalogFile.__table__, KNOWN_COLUMNS,
                     {"storage_kind": kind, "storage_id": storage_id}, "path", paths):
-                self.by_key[(kind, storage_id, path)] = Known(file_id, kind_of, size, mtime,
-                                                              checksum)
+                columns = dict(zip(ENTRY_COLUMNS, values))
+                self.by_key[(kind, storage_id, path)] = Known(
+                    file_id, columns["type"], columns["size"], columns["modification_date"],
+                    columns["checksum"], columns)
 
     def __getitem__(self, place: Place) -> Known:
         return self.by_key[place.key]
