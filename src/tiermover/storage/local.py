@@ -108,6 +108,7 @@ _opening_order = itertools.count()
 class _LocalAtomicWrite(AtomicWrite):
     def __init__(self, final: str, fsync: bool):
         self.final = final
+        self.folder = final.rpartition("/")[0] or "/"  # (final is an OS path built by us)
         self.opened = next(_opening_order)
         self.temp = _claim_temp(final)
         self._fsync = fsync
@@ -252,7 +253,7 @@ def _flush_whole(writes: list[tuple[int, _LocalAtomicWrite, bool]],
         return False
     first: dict[int, _LocalAtomicWrite] = {}
     for _, writer, _ in writes:
-        device = device_of[os.path.dirname(writer.final)]
+        device = device_of[writer.folder]
         if device not in first or writer.opened < first[device].opened:
             first[device] = writer
     return flush_whole_file_systems({device: writer._fd for device, writer in first.items()})
@@ -438,7 +439,7 @@ class LocalBackend(Backend):
         folders: dict[str, int | None] = {}  # the group's folders, open (None: cannot be)
         try:
             for _, writer, _ in local:
-                folder = os.path.dirname(writer.final)
+                folder = writer.folder
                 if folder not in folders:
                     folders[folder] = _open_folder_if_there(folder)
             if not _flush_whole(local, folders):
@@ -448,7 +449,7 @@ class LocalBackend(Backend):
                 if failures[index] is None:
                     try:
                         writer._take_name(replace)
-                        named.setdefault(os.path.dirname(writer.final), []).append(index)
+                        named.setdefault(writer.folder, []).append(index)
                     except (StorageError, OSError) as error:
                         failures[index] = error
             for folder, indexes in named.items():

@@ -163,13 +163,18 @@ class CopyWorkflow(Workflow):
         return self.copy(item.payload, context)[0]
 
     def may_keep_cpu_busy(self) -> bool:
-        return (bool(self.execution.destinations) and _served_locally(self.destination)
-                and any(_served_locally(source) for source in self.execution.sources))
+        return self._local_destination and any(
+            _served_locally(source) for source in self.execution.sources)
+
+    @cached_property
+    def _local_destination(self) -> bool:
+        return bool(self.execution.destinations) and _served_locally(self.destination)
 
     def keeps_cpu_busy(self, item: WorkItem) -> bool:
         job = item.payload
-        return (isinstance(job, CopyJob) and item.size <= CPU_BOUND_FILE_MAX
-                and _served_locally(job.source) and _served_locally(self.destination))
+        # (The job's own source: a restore reads each file from wherever a copy of it is.)
+        return (item.size <= CPU_BOUND_FILE_MAX and self._local_destination
+                and isinstance(job, CopyJob) and _served_locally(job.source))
 
     def copy(self, job: CopyJob, context: RunContext
              ) -> tuple[ItemResult | PendingResult, Entry | None]:
