@@ -1,7 +1,7 @@
 """Runs one workflow for one execution: the framework around plan(), run() and finish().
 
 It skips work items finished in an earlier attempt (the checkpoint), runs the others on
-up to `parallel_processing` concurrent streams, checks for pause and stop between items
+up to `parallel_processing` concurrent streams (unset: see _Lanes), checks for pause and stop between items
 and between chunks, keeps the counters, and reports every item and every log line to a
 Reporter (the node client batches them to the server).
 
@@ -341,8 +341,8 @@ class _Lanes:
         self.split = split
         self.lock = threading.Lock()
         self.held: dict[bool, deque[WorkItem]] = {True: deque(), False: deque()}
-        # Streams of a lane wait on its condition for an item of theirs, or for room in
-        # the other lane's queue.
+        # Streams of a lane wait on its condition while the other lane's queue is full:
+        # for room in it, or for an item of their own.
         self.ready = {lane: threading.Condition(self.lock) for lane in (True, False)}
         self.exhausted = False
         self.stopping = False
