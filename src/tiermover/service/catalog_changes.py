@@ -169,6 +169,7 @@ class CatalogUpdate:
                    "algorithm": algorithm}
             if not self._holds(target, row):
                 updates.append({"id": self.entries[target].id, **row})
+                self.entries[target].will_hold(row)
             if source is not None and values["type"] == "file":
                 # The source holds what was copied; its attributes come along when the
                 # node reported them (a copy's own dates may differ from its source's).
@@ -179,6 +180,7 @@ class CatalogUpdate:
                     row.update(source_values)
                 if not self._holds(source, row):
                     updates.append({"id": self.entries[source].id, **row})
+                    self.entries[source].will_hold(row)
                 copies.append(self._copy_row(source, target, values, source_values, change))
             self.handled.append(Handled(target.namespace_path, outcome, self.entries[target].id,
                                         f"copy of {source.namespace_path}" if source else ""))

@@ -148,6 +148,12 @@ class Known:
         return columns is not None and all(
             name in columns and columns[name] == value for name, value in row.items())
 
+    def will_hold(self, row: dict) -> None:
+        """`row` is being written to the entry: a later change of the same batch compares
+        with it, not with what was loaded."""
+        if self.columns is not None:
+            self.columns.update(row)
+
 
 # What is loaded of a known entry: what tells whether its content changed, and the
 # columns a written file's update sets, to leave out the updates that change nothing.
