@@ -72,11 +72,6 @@ class Landing:
     read: Entry  # the source's entry as it was read
 
 
-def _served_locally(location: StorageLocation) -> bool:
-    # (A tape library stands in for a backend without being one: never local.)
-    return getattr(location.backend, "served_locally", False)
-
-
 def renamed_candidate(path: str, attempt: int) -> str:
     """`dir/name.ext` -> `dir/name (1).ext` (conflict_resolution=rename keeps both)."""
     directory, name = posixpath.split(path)
@@ -164,17 +159,17 @@ class CopyWorkflow(Workflow):
 
     def may_keep_cpu_busy(self) -> bool:
         return self._local_destination and any(
-            _served_locally(source) for source in self.execution.sources)
+            source.backend.served_locally for source in self.execution.sources)
 
     @cached_property
     def _local_destination(self) -> bool:
-        return bool(self.execution.destinations) and _served_locally(self.destination)
+        return bool(self.execution.destinations) and self.destination.backend.served_locally
 
     def keeps_cpu_busy(self, item: WorkItem) -> bool:
         job = item.payload
         # (The job's own source: a restore reads each file from wherever a copy of it is.)
         return (item.size <= CPU_BOUND_FILE_MAX and self._local_destination
-                and isinstance(job, CopyJob) and _served_locally(job.source))
+                and isinstance(job, CopyJob) and job.source.backend.served_locally)
 
     def copy(self, job: CopyJob, context: RunContext
              ) -> tuple[ItemResult | PendingResult, Entry | None]:

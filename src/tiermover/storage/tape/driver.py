@@ -177,6 +177,9 @@ class TapeLibraryDriver(ABC):
 
     # The drive a task asked for (option selected_drive), else None: any free one.
     selected_drive: int | None = None
+    # A library stands in as the backend of a task's tape locations: one whose reads and
+    # writes wait for robots and drives (see Backend.served_locally).
+    served_locally = False
 
     @abstractmethod
     def inventory(self) -> Inventory: ...
