@@ -20,16 +20,22 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from tiermover.db.base import utcnow
-from tiermover.db.bulk import chunks, insert_rows, update_rows, upsert
+from tiermover.db.bulk import chunks, insert_rows, update_rows, upsert, upsert_rows
 from tiermover.db.models import (
     BackupSetFile, CatalogFile, ExecutionFile, ExecutionItem, FileCopy, TaskExecution,
 )
 from tiermover.service.catalog_entries import (
-    TAPE, Entries, Place, Places, attribute_values, has_changed, under,
+    DATES, TAPE, Entries, Place, Places, attribute_values, under, unix_time,
 )
 from tiermover.service.catalog_seen import Sightings, seen_rows
 
 BACKUP_ACTIONS = ("full_backup", "incremental_backup")
+# A copy's row (see CatalogUpdate._copy_row), and what a copy written again changes.
+COPY_COLUMNS = ("file_id", "storage_kind", "storage_id", "path", "file_path", "size", "mtime",
+                "checksum", "algorithm", "execution_id", "creation_date", "verified_date",
+                "verified_ok", "position")
+COPY_COLUMNS_UPDATED = tuple(name for name in COPY_COLUMNS
+                             if name not in ("storage_kind", "storage_id", "path"))
 
 
 def move_backup_sets_off(session: Session, leaving) -> None:
@@ -136,110 +142,70 @@ class CatalogUpdate:
             source = self.places.locate(change.get("copy_of"))
             if source is not None and source.kind == TAPE:
                 source = None  # read back from a tape (a restore): no catalog entry there
+            if target.kind == TAPE and source is None:
+                continue  # a copy on a tape is only a FileCopy of its source
             located.append((change, outcome, target, source))
         if not located:
             return
-        # A copy on a tape is only a FileCopy of its source: no entry of its own.
-        located = [(change, outcome, target, source) for change, outcome, target, source
-                   in located if target.kind != TAPE or source is not None]
-        filled = self._filled(located)
-        self.entries.ensure([place for _, _, target, source in located
-                             for place in (target, source)
-                             if place is not None and place.kind != TAPE], filled)
-        updates = []
-        copies = []
+        # What each entry holds once the batch is applied: the columns of every change
+        # naming it, merged in the order of the changes (a later one wins). A new entry is
+        # inserted holding them; a catalogued one is updated unless it holds them already
+        # (a source copied again, unchanged).
+        merged: dict[tuple, tuple[Place, dict]] = {}
+
+        def hold(place: Place, row: dict) -> None:
+            found = merged.get(place.key)
+            if found is None:
+                merged[place.key] = (place, row)
+            else:
+                found[1].update(row)
+
+        copies = []  # (source, target, the target's values, the source's values, change)
+        lines = []  # (path, outcome, the place whose entry it is, detail)
         for change, outcome, target, source in located:
-            values = (filled.get(target.key) if target.kind != TAPE else None
-                      ) or attribute_values(change["entry"])
-            checksum, algorithm = change.get("checksum"), change.get("algorithm")
+            values = attribute_values(change["entry"], unix_time)
+            digest = {"checksum": change.get("checksum"), "algorithm": change.get("algorithm")}
+            read = change.get("source_entry")
+            # The source holds what was copied; its attributes come along when the node
+            # reported them (a copy's own dates may differ from its source's).
+            source_values = attribute_values(read, unix_time) if read else values
+            if target.kind != TAPE:
+                hold(target, {**values, "in_cache": 1, "offline": 0, **digest})
+            if source is not None and values["type"] == "file":
+                hold(source, {**digest, **source_values} if read else digest)
+                copies.append((source, target, values, source_values, change))
             if target.kind == TAPE:
                 if values["type"] == "file":
-                    row = {"id": self.entries[source].id, "checksum": checksum,
-                           "algorithm": algorithm}
-                    if change.get("source_entry"):
-                        row.update(attribute_values(change["source_entry"]))
-                    updates.append(row)
-                    copies.append(self._copy_row(source, target, values, attribute_values(
-                        change.get("source_entry") or change["entry"]), change))
-                    self.handled.append(Handled(target.namespace_path, outcome,
-                                                self.entries[source].id,
-                                                f"copy of {source.namespace_path}"))
+                    lines.append((target.namespace_path, outcome, source,
+                                  f"copy of {source.namespace_path}"))
                 continue
-            row = {**values, "in_cache": 1, "offline": 0, "checksum": checksum,
-                   "algorithm": algorithm}
-            if not self._holds(target, row):
-                updates.append({"id": self.entries[target].id, **row})
-                self.entries[target].will_hold(row)
-            if source is not None and values["type"] == "file":
-                # The source holds what was copied; its attributes come along when the
-                # node reported them (a copy's own dates may differ from its source's).
-                source_values = (filled.get(source.key) or
-                                 attribute_values(change.get("source_entry") or change["entry"]))
-                row = {"checksum": checksum, "algorithm": algorithm}
-                if change.get("source_entry"):
-                    row.update(source_values)
-                if not self._holds(source, row):
-                    updates.append({"id": self.entries[source].id, **row})
-                    self.entries[source].will_hold(row)
-                copies.append(self._copy_row(source, target, values, source_values, change))
-            self.handled.append(Handled(target.namespace_path, outcome, self.entries[target].id,
-                                        f"copy of {source.namespace_path}" if source else ""))
-        self._update_entries(updates)
+            lines.append((target.namespace_path, outcome, target,
+                          f"copy of {source.namespace_path}" if source else ""))
+        entries = self.entries
+        entries.ensure([place for place, _ in merged.values()],
+                       {key: row for key, (_, row) in merged.items()})
+        self._update_entries([{"id": entries[place].id, **row}
+                              for key, (place, row) in merged.items()
+                              if key not in entries.created and not entries[place].holds(row)])
+        self.handled += [Handled(path, outcome, entries[place].id, detail)
+                         for path, outcome, place, detail in lines]
         if copies:
-            upsert(self.session, FileCopy, copies,
-                   key=("storage_kind", "storage_id", "path"),
-                   update=("file_id", "file_path", "size", "mtime", "checksum", "algorithm",
-                           "execution_id", "creation_date", "verified_date", "verified_ok",
-                           "position"))
+            rows = [self._copy_row(*copy) for copy in copies]
+            upsert_rows(self.session, FileCopy.__table__, COPY_COLUMNS, rows,
+                        key=("storage_kind", "storage_id", "path"), update=COPY_COLUMNS_UPDATED,
+                        unix_times=("mtime",))
             if self.action in BACKUP_ACTIONS:
-                self._add_to_backup_set([(row["file_id"], row["storage_kind"], row["storage_id"],
-                                          row["path"]) for row in copies])
-
-    @staticmethod
-    def _filled(located: list[tuple[dict, str, Place, Place | None]]) -> dict[tuple, dict]:
-        """What a written file's entry (and its source's) holds, by place key, for the
-        entries that a single change of the batch speaks of: created with it when new,
-        rather than created as a folder and updated next (an INSERT instead of an INSERT
-        and an UPDATE per new entry)."""
-        mentions: dict[tuple, int] = {}
-        for _, _, target, source in located:
-            for place in (target, source):
-                if place is not None:
-                    mentions[place.key] = mentions.get(place.key, 0) + 1
-        filled = {}
-        for change, _, target, source in located:
-            if target.kind == TAPE:
-                continue
-            values = attribute_values(change["entry"])
-            digest = {"checksum": change.get("checksum"), "algorithm": change.get("algorithm")}
-            if mentions[target.key] == 1:
-                filled[target.key] = {**values, **digest}
-            if (source is not None and values["type"] == "file" and change.get("source_entry")
-                    and mentions[source.key] == 1):
-                filled[source.key] = {**attribute_values(change["source_entry"]), **digest}
-        return filled
-
-    def _holds(self, place: Place, row: dict) -> bool:
-        """Whether the entry holds `row` already, so that no update is needed: this batch
-        created it with those values (filled at its insert, see _filled; another request
-        may have inserted the same path a moment before: then what it holds decides), or
-        it was loaded holding them (a source copied again, unchanged)."""
-        known = self.entries[place]
-        if place.key not in self.entries.created:
-            return known.holds(row)
-        return (known.checksum == row.get("checksum") and "type" in row
-                and not has_changed(known, row))
+                self._add_to_backup_set([row[:4] for row in rows])
 
     def _copy_row(self, source: Place, target: Place, values: dict, source_values: dict,
-                  change: dict) -> dict:
-        return {"file_id": self.entries[source].id, "storage_kind": target.kind,
-                "storage_id": target.storage_id, "path": target.relative,
-                "file_path": target.namespace_path, "size": values["size"],
-                "mtime": source_values["modification_date"], "checksum": change.get("checksum"),
-                "algorithm": change.get("algorithm"), "execution_id": self.execution.id,
-                "creation_date": self.now, "verified_date": None, "verified_ok": None,
+                  change: dict) -> tuple:
+        """A FileCopy's row, in COPY_COLUMNS order."""
+        return (self.entries[source].id, target.kind, target.storage_id, target.relative,
+                target.namespace_path, values["size"], source_values["modification_date"],
+                change.get("checksum"), change.get("algorithm"), self.execution.id, self.now,
+                None, None,
                 # On a tape: where the data starts on the cartridge.
-                "position": (change["entry"] or {}).get("tape_offset")}
+                (change["entry"] or {}).get("tape_offset"))
 
     def _update_entries(self, rows: list[dict]) -> None:
         # Rows with the same columns go together, as tuples straight to the driver.
@@ -248,7 +214,8 @@ class CatalogUpdate:
             groups.setdefault(tuple(name for name in row if name != "id"), []).append(row)
         for columns, group in groups.items():
             update_rows(self.session, CatalogFile.__table__, columns,
-                        [(*(row[name] for name in columns), row["id"]) for row in group])
+                        [(*(row[name] for name in columns), row["id"]) for row in group],
+                        unix_times=DATES)
 
     # --- backup sets ------------------------------------------------------------------
 

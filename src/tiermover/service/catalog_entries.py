@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
@@ -25,10 +26,35 @@ from tiermover.service.namespace import find_storage_id, split_namespace_path
 TAPE = "tape"
 # Modification dates compare to the millisecond: some storages keep no finer.
 DATE_TOLERANCE = 0.001
+# An entry's date columns. What writes many entries at once (a scan's entries, the files
+# a copy wrote) keeps them as the Unix times nodes report and stores them through
+# db/bulk's `unix_times`: a datetime per date cost more than the row's insert.
+DATES = ("change_date", "modification_date", "access_date")
 
 
 def timestamp(seconds) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(float(seconds), tz=timezone.utc)
+
+
+def unix_time(seconds) -> float | None:
+    return None if seconds is None else float(seconds)
+
+
+def seconds_of(date) -> float | None:
+    """A date as a Unix time: a datetime (naive ones are UTC, as stored) or one already."""
+    if date is None or isinstance(date, (int, float)):
+        return date
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=timezone.utc)
+    return date.timestamp()
+
+
+def same_instant(one, other) -> bool:
+    """Whether two dates (datetimes or Unix times) are the same to the microsecond, as
+    the catalog stores them."""
+    if one is None or other is None:
+        return one is other
+    return round(seconds_of(one) * 1_000_000) == round(seconds_of(other) * 1_000_000)
 
 
 def under(column, path: str):
@@ -48,9 +74,9 @@ def tape_named(session: Session, library: str, barcode: str) -> int | None:
                           .where(TapeLibrary.name == library, Tape.barcode == barcode))
 
 
-@dataclass(frozen=True)
-class Place:
-    """A namespace path resolved to its storage."""
+class Place(NamedTuple):
+    """A namespace path resolved to its storage. (A named tuple: a report makes two per
+    file it wrote, and a frozen dataclass costs several times more to create.)"""
 
     kind: str
     storage_id: int
@@ -135,7 +161,7 @@ class Known:
     id: int
     type: str
     size: int
-    mtime: datetime | None
+    mtime: datetime | float | None  # a Unix time for an entry this batch inserted
     checksum: str | None
     # Every column of ENTRY_COLUMNS as loaded, by name; None for an entry this batch
     # inserted or a scan's lookup.
@@ -143,16 +169,18 @@ class Known:
 
     def holds(self, row: dict) -> bool:
         """Whether the entry holds each value of `row` (column -> value) already: an
-        update with it would change nothing (a source copied again, unchanged)."""
+        update with it would change nothing (a source copied again, unchanged). Dates
+        may be given as Unix times."""
         columns = self.columns
-        return columns is not None and all(
-            name in columns and columns[name] == value for name, value in row.items())
-
-    def will_hold(self, row: dict) -> None:
-        """`row` is being written to the entry: a later change of the same batch compares
-        with it, not with what was loaded."""
-        if self.columns is not None:
-            self.columns.update(row)
+        if columns is None:
+            return False
+        for name, value in row.items():
+            if name not in columns:
+                return False
+            held = columns[name]
+            if held != value and not (name in DATES and same_instant(held, value)):
+                return False
+        return True
 
 
 # What is loaded of a known entry: what tells whether its content changed, and the
@@ -172,7 +200,8 @@ class Entries:
 
     def ensure(self, places: Iterable[Place], filled: dict[tuple, dict] | None = None) -> None:
         """Every place and its folders catalogued. A missing place is created as a folder
-        unless `filled` holds its columns (by place key: a written file's attributes)."""
+        unless `filled` holds its columns (by place key: a written file's attributes,
+        dates as Unix times)."""
         filled = filled or {}
         wanted: dict[tuple, Place] = {}
         for place in places:
@@ -206,7 +235,8 @@ class Entries:
         by_key = {place.key: (place, row) for place, row in level}
         inserted = insert_rows(self.session, CatalogFile.__table__, columns,
                                [tuple(row.values()) for _, row in level],
-                               returning=("id", "storage_kind", "storage_id", "path"))
+                               returning=("id", "storage_kind", "storage_id", "path"),
+                               unix_times=DATES)
         for file_id, *key in inserted:
             place, row = by_key.pop(tuple(key))
             self.by_key[place.key] = Known(file_id, row["type"], row["size"],
@@ -275,7 +305,9 @@ class TableStatistics:
 statistics = TableStatistics()
 
 
-def attribute_values(attrs: dict) -> dict:
+def attribute_values(attrs: dict, date=timestamp) -> dict:
+    """A node's stat attributes (CatalogChange.entry) as catalog columns; dates through
+    `date` (datetimes by default; `unix_time` keeps them as Unix times)."""
     kind = attrs.get("type") or "file"
     mode = attrs.get("mode")
     uid = attrs.get("uid")
@@ -284,9 +316,9 @@ def attribute_values(attrs: dict) -> dict:
         # Nodeum shows the mode as its octal digits: 100644.
         "permission": int(oct(int(mode))[2:]) if mode is not None else None,
         "size": 0 if kind == "folder" else int(attrs.get("size") or 0),
-        "change_date": timestamp(attrs.get("ctime")),
-        "modification_date": timestamp(attrs.get("mtime")),
-        "access_date": timestamp(attrs.get("atime")),
+        "change_date": date(attrs.get("ctime")),
+        "modification_date": date(attrs.get("mtime")),
+        "access_date": date(attrs.get("atime")),
         "uid": int(uid) if uid is not None else None,
         "gid": int(attrs.get("gid") or 0) if uid is not None else None,
     }
@@ -294,12 +326,10 @@ def attribute_values(attrs: dict) -> dict:
 
 def has_changed(known: Known, values: dict) -> bool:
     """Whether the entry's content differs from what the catalog knew (size, type, or
-    modification date beyond the tolerance)."""
+    modification date beyond the tolerance; datetimes or Unix times)."""
     if known.size != values["size"] or known.type != values["type"]:
         return True
     before, after = known.mtime, values["modification_date"]
     if before is None or after is None:
         return before is not after
-    if before.tzinfo is None:
-        before = before.replace(tzinfo=timezone.utc)
-    return abs((before - after).total_seconds()) > DATE_TOLERANCE
+    return abs(seconds_of(before) - seconds_of(after)) > DATE_TOLERANCE

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from tiermover.db.bulk import insert_rows, rows_with, update_rows
 from tiermover.db.models import CatalogFile
 from tiermover.service.catalog_entries import (
-    Entries, Known, Place, Places, has_changed, statistics, timestamp,
+    DATES, Entries, Known, Place, Places, has_changed, statistics,
 )
 
 # One entry a scan saw, as a node reports it (see `seen_rows`), in this order.
@@ -35,8 +35,6 @@ NEW_COLUMNS = ("name", "parent", "storage_kind", "storage_id", "primary_id", "pa
 REFRESHED = ("type", "permission", "size", "change_date", "modification_date", "access_date",
              "uid", "gid", "in_cache", "offline", "seen_by")
 REFRESHED_WITH_CHECKSUM = (*REFRESHED, "checksum", "algorithm")
-# The date columns: given as the Unix times the node reported.
-DATES = ("change_date", "modification_date", "access_date")
 
 
 def seen_rows(item: dict) -> list[tuple]:
@@ -227,7 +225,7 @@ class Sightings:
             kind, _, size, _, mtime = values[:5]
             changed = has_changed(
                 Known(file_id, known_type, known_size, known_mtime, known_checksum),
-                {"type": kind, "size": size, "modification_date": timestamp(mtime)})
+                {"type": kind, "size": size, "modification_date": mtime})
             row = (*values[:10], self.execution_id)
             checksum, algorithm = values[11:13]
             if checksum:
