@@ -38,7 +38,8 @@ def attributes(now: float, inode: int) -> dict:
             "mtime": now - 3600 + inode * 1e-6, "atime": now, "ctime": now - 60}
 
 
-def report_copy(client: NodeClient, node_id: int, spec: dict, files: int, run: int) -> None:
+def report_copy(client: NodeClient, node_id: int, spec: dict, files: int, run: int,
+                sources_changed: float) -> None:
     reporter = HttpReporter(client, node_id, spec["id"])
     progress = Progress(to_process_files=files, to_process_size=files * FILE_SIZE)
     reporter.phase("in_progress", progress)
@@ -50,7 +51,7 @@ def report_copy(client: NodeClient, node_id: int, spec: dict, files: int, run: i
         change = CatalogChange("written", destination, entry=attributes(now, index),
                                checksum=checksum, algorithm="xxh128",
                                copy_of=f"/bench-data/{relative}",
-                               source_entry=attributes(now - 7200, index))
+                               source_entry=attributes(sources_changed, index))
         result = ItemResult("done", size=FILE_SIZE, checksum=checksum, destination=destination,
                             changes=[change])
         progress.processed_files += 1
@@ -85,6 +86,7 @@ def main() -> None:
         storages = [s["key"] for s in client.storages(retry_until=time.monotonic() + 30)]
         node_id = client.register("bench-reports", 1, storages, "bench",
                                   retry_until=time.monotonic() + 30)["id"]
+        sources_changed = time.time() - 7200  # the same sources, unchanged, in every run
         for run in range(args.runs):
             task = tiermover.create_task("copy", ["/bench-data/tree"], [f"/bench-out/run-{run}"])
             tiermover.checked(tiermover.api.put(f"/tasks/{task}/action/run"), 202)
@@ -93,7 +95,7 @@ def main() -> None:
                 raise RuntimeError("the execution was not handed out")
             before = cpu_seconds(tiermover.server.pid)
             started = time.perf_counter()
-            report_copy(client, node_id, spec, args.files, run)
+            report_copy(client, node_id, spec, args.files, run, sources_changed)
             seconds = time.perf_counter() - started
             server = cpu_seconds(tiermover.server.pid) - before
             execution = tiermover.checked(tiermover.api.get(f"/task_executions/{spec['id']}"), 200)

@@ -204,17 +204,20 @@ def update_rows(session: Session, table, columns: Sequence[str], rows: Sequence[
 
 
 def rows_with(session: Session, table, columns: Sequence[str], where: dict,
-              column: str, values: Sequence, batch: int = 5000) -> list[tuple]:
+              column: str, values: Sequence, batch: int = 5000,
+              as_stored: Collection[str] = ()) -> list[tuple]:
     """`columns` of the rows of `table` that match `where` (column: value) and whose
     `column` is one of `values`, read as the columns' types read them (dates as aware
-    datetimes)."""
+    datetimes), except those named in `as_stored`: as the driver gives them (on SQLite,
+    a date's text)."""
     if not values:
         return []
     dialect = session.get_bind().dialect
     connection = session.connection()
     processors = [(index, processor) for index, name in enumerate(columns)
-                  if (processor := table.c[name].type.dialect_impl(dialect)
-                      .result_processor(dialect, None)) is not None]
+                  if name not in as_stored
+                  and (processor := table.c[name].type.dialect_impl(dialect)
+                       .result_processor(dialect, None)) is not None]
     postgres = dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
     conditions = " AND ".join(f"{name} = {mark}" for name in where)

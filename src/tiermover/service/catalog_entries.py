@@ -17,6 +17,7 @@ from typing import NamedTuple
 from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
+from tiermover.db.base import unix_time_binder
 from tiermover.db.bulk import insert_rows, rows_with
 from tiermover.db.models import CatalogFile, Tape, TapeLibrary
 from tiermover.service.errors import ValidationFailed
@@ -47,14 +48,6 @@ def seconds_of(date) -> float | None:
     if date.tzinfo is None:
         date = date.replace(tzinfo=timezone.utc)
     return date.timestamp()
-
-
-def same_instant(one, other) -> bool:
-    """Whether two dates (datetimes or Unix times) are the same to the microsecond, as
-    the catalog stores them."""
-    if one is None or other is None:
-        return one is other
-    return round(seconds_of(one) * 1_000_000) == round(seconds_of(other) * 1_000_000)
 
 
 def under(column, path: str):
@@ -156,35 +149,26 @@ class Places:
 
 @dataclass
 class Known:
-    """What the catalog held for an entry before this batch."""
+    """What the catalog held for an entry before a scan's batch (see has_changed)."""
 
     id: int
     type: str
     size: int
-    mtime: datetime | float | None  # a Unix time for an entry this batch inserted
+    mtime: datetime | float | None
     checksum: str | None
-    # Every column of ENTRY_COLUMNS as loaded, by name; None for an entry this batch
-    # inserted or a scan's lookup.
+
+
+@dataclass(slots=True)
+class Catalogued:
+    """An entry of Entries: its id, and when it was loaded (not inserted by this batch),
+    the columns of ENTRY_COLUMNS by name, dates as the database stores them."""
+
+    id: int
     columns: dict | None = None
 
-    def holds(self, row: dict) -> bool:
-        """Whether the entry holds each value of `row` (column -> value) already: an
-        update with it would change nothing (a source copied again, unchanged). Dates
-        may be given as Unix times."""
-        columns = self.columns
-        if columns is None:
-            return False
-        for name, value in row.items():
-            if name not in columns:
-                return False
-            held = columns[name]
-            if held != value and not (name in DATES and same_instant(held, value)):
-                return False
-        return True
 
-
-# What is loaded of a known entry: what tells whether its content changed, and the
-# columns a written file's update sets, to leave out the updates that change nothing.
+# What is loaded of a catalogued entry: the columns a written file's update sets, to
+# leave out the updates that would change nothing.
 ENTRY_COLUMNS = ("type", "size", "modification_date", "checksum", "algorithm", "permission",
                  "change_date", "access_date", "uid", "gid", "in_cache", "offline")
 KNOWN_COLUMNS = ("id", "path", *ENTRY_COLUMNS)
@@ -195,8 +179,27 @@ class Entries:
 
     def __init__(self, session: Session):
         self.session = session
-        self.by_key: dict[tuple[str, int, str], Known] = {}
+        self.by_key: dict[tuple[str, int, str], Catalogued] = {}
         self.created: set[tuple[str, int, str]] = set()
+        # A Unix time as a date column stores it: loaded dates are compared in that form
+        # (converting each loaded date instead cost more than the lookup).
+        self._stored_date = unix_time_binder(session.get_bind().dialect)
+
+    def holds(self, place: Place, row: dict) -> bool:
+        """Whether the entry holds each value of `row` (column -> value, dates as Unix
+        times) already: an update with it would change nothing (a source copied again,
+        unchanged). Not known for an entry this batch inserted: False."""
+        columns = self.by_key[place.key].columns
+        if columns is None:
+            return False
+        for name, value in row.items():
+            if name not in columns:
+                return False
+            if name in DATES and value is not None:
+                value = self._stored_date(value)
+            if columns[name] != value:
+                return False
+        return True
 
     def ensure(self, places: Iterable[Place], filled: dict[tuple, dict] | None = None) -> None:
         """Every place and its folders catalogued. A missing place is created as a folder
@@ -204,13 +207,16 @@ class Entries:
         dates as Unix times)."""
         filled = filled or {}
         wanted: dict[tuple, Place] = {}
+        by_key = self.by_key
         for place in places:
             # Up its folders until one is known (or already wanted): the rest above is.
-            while place.key not in self.by_key and place.key not in wanted:
-                wanted[place.key] = place
+            key = place.key
+            while key not in by_key and key not in wanted:
+                wanted[key] = place
                 if not place.relative:
                     break
                 place = place.parent
+                key = place.key
         if not wanted:
             return
         self._load(list(wanted.values()))
@@ -239,8 +245,7 @@ class Entries:
                                unix_times=DATES)
         for file_id, *key in inserted:
             place, row = by_key.pop(tuple(key))
-            self.by_key[place.key] = Known(file_id, row["type"], row["size"],
-                                           row.get("modification_date"), row.get("checksum"))
+            self.by_key[place.key] = Catalogued(file_id)
             self.created.add(place.key)
         if by_key:
             self._load([place for place, _ in by_key.values()])
@@ -263,13 +268,12 @@ class Entries:
             # Driver-level: the ORM's statement handling cost more than these small lookups.
             for file_id, path, *values in rows_with(
                     self.session, CatalogFile.__table__, KNOWN_COLUMNS,
-                    {"storage_kind": kind, "storage_id": storage_id}, "path", paths):
-                columns = dict(zip(ENTRY_COLUMNS, values))
-                self.by_key[(kind, storage_id, path)] = Known(
-                    file_id, columns["type"], columns["size"], columns["modification_date"],
-                    columns["checksum"], columns)
+                    {"storage_kind": kind, "storage_id": storage_id}, "path", paths,
+                    as_stored=DATES):
+                self.by_key[(kind, storage_id, path)] = Catalogued(
+                    file_id, dict(zip(ENTRY_COLUMNS, values)))
 
-    def __getitem__(self, place: Place) -> Known:
+    def __getitem__(self, place: Place) -> Catalogued:
         return self.by_key[place.key]
 
 
