@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from datetime import datetime
 
 import xxhash
 
@@ -239,3 +240,11 @@ def test_a_copied_file_enters_the_catalog_with_its_attributes_and_a_later_copy_u
     os.chmod(original, 0o600)
     copy("overwrite")
     assert catalog_entry(api, f"/{source}/notes/n.txt")["permission"] == 100600
+
+    # ... and unchanged but for its modification date, moved back by an hour and a quarter
+    # of a second: the dates an entry was loaded with are compared with what the node read.
+    moved = original.stat().st_mtime - 3600.25
+    os.utime(original, (moved, moved))
+    copy("overwrite")
+    dated = catalog_entry(api, f"/{source}/notes/n.txt")["modification_date"]
+    assert abs(datetime.fromisoformat(dated.replace("Z", "+00:00")).timestamp() - moved) < 0.002
