@@ -26,8 +26,11 @@ from tiermover.workflows.base import (
 )
 
 
-# Entries (files and folders) of a plan kept in memory between its two passes at most.
-PLAN_KEPT_ENTRIES = 10_000
+# Entries (files and folders) of a plan kept in memory between its two passes at most:
+# about 30 MiB for a copy's items (some 630 bytes each). Above it the plan is walked
+# again; below it a copy of 20,000 small files took 15-19% less time than walking twice
+# (the second walk runs on the streams' side, under their lock, where it holds them up).
+PLAN_KEPT_ENTRIES = 50_000
 # A stream settles its pending results (small files waiting to take their names, see
 # PendingResult) once this many wait, once they hold this many bytes, or once the oldest
 # waited this long, and before an item larger than GROUP_BYTES: a group makes its files
