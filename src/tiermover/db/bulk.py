@@ -231,10 +231,15 @@ def rows_with(session: Session, table, columns: Sequence[str], where: dict,
         else:
             result = connection.exec_driver_sql(
                 f"{head} IN ({', '.join('?' * len(part))})", (*where.values(), *part))
-        for row in result.all():
-            if processors:
-                row = list(row)
-                for index, processor in processors:
-                    row[index] = processor(row[index])
+        # The driver's own tuples: a Row object each cost more than the lookup.
+        rows = result.cursor.fetchall()
+        result.close()
+        if not processors:
+            found += rows
+            continue
+        for row in rows:
+            row = list(row)
+            for index, processor in processors:
+                row[index] = processor(row[index])
             found.append(tuple(row))
     return found
