@@ -16,7 +16,7 @@ the server's share of bench/copy_cpu.py (no node competing for the two cores, no
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -107,7 +107,7 @@ def main() -> None:
                           f"{seconds:.2f} s in batches of {MAX_BATCH_ITEMS}")
     finally:
         processes.stop_all()
-        os.system(f"rm -rf {work}")
+        shutil.rmtree(work, ignore_errors=True)
     later = rows[1:] or rows
     server = statistics.median(row[0] for row in later)
     print(f"\nmedian of runs 1-{len(rows) - 1} (sources catalogued): server CPU {server:.2f} s, "
