@@ -1,9 +1,9 @@
 """Runs one workflow for one execution: the framework around plan(), run() and finish().
 
 It skips work items finished in an earlier attempt (the checkpoint), runs the others on
-up to `parallel_processing` concurrent streams (unset: see _Lanes), checks for pause and stop between items
-and between chunks, keeps the counters, and reports every item and every log line to a
-Reporter (the node client batches them to the server).
+up to `parallel_processing` concurrent streams (unset: see _Lanes), checks for pause and
+stop between items and between chunks, keeps the counters, and reports every item and
+every log line to a Reporter (the node client batches them to the server).
 
 Reports leave from a thread of their own (the report pump): a stream never waits while a
 batch travels to the server and the server applies it to the catalog, so the node's work

@@ -186,7 +186,7 @@ class CatalogUpdate:
                        {key: row for key, (_, row) in merged.items()})
         self._update_entries([{"id": entries[place].id, **row}
                               for key, (place, row) in merged.items()
-                              if key not in entries.created and not entries.holds(place, row)])
+                              if not entries.holds(place, row)])
         self.handled += [Handled(path, outcome, entries[place].id, detail)
                          for path, outcome, place, detail in lines]
         if copies:

@@ -41,15 +41,6 @@ def unix_time(seconds) -> float | None:
     return None if seconds is None else float(seconds)
 
 
-def seconds_of(date) -> float | None:
-    """A date as a Unix time: a datetime (naive ones are UTC, as stored) or one already."""
-    if date is None or isinstance(date, (int, float)):
-        return date
-    if date.tzinfo is None:
-        date = date.replace(tzinfo=timezone.utc)
-    return date.timestamp()
-
-
 def under(column, path: str):
     """`column` is `path` or lies below it (namespace or storage-relative paths)."""
     path = path.rstrip("/")
@@ -154,14 +145,14 @@ class Known:
     id: int
     type: str
     size: int
-    mtime: datetime | float | None
+    mtime: datetime | None
     checksum: str | None
 
 
 @dataclass(slots=True)
 class Catalogued:
-    """An entry of Entries: its id, and when it was loaded (not inserted by this batch),
-    the columns of ENTRY_COLUMNS by name, dates as the database stores them."""
+    """An entry of Entries: its id, and when it was loaded the columns of ENTRY_COLUMNS
+    by name, dates as the database stores them (None: this batch inserted it)."""
 
     id: int
     columns: dict | None = None
@@ -180,7 +171,6 @@ class Entries:
     def __init__(self, session: Session):
         self.session = session
         self.by_key: dict[tuple[str, int, str], Catalogued] = {}
-        self.created: set[tuple[str, int, str]] = set()
         # A Unix time as a date column stores it: loaded dates are compared in that form
         # (converting each loaded date instead cost more than the lookup).
         self._stored_date = unix_time_binder(session.get_bind().dialect)
@@ -188,10 +178,10 @@ class Entries:
     def holds(self, place: Place, row: dict) -> bool:
         """Whether the entry holds each value of `row` (column -> value, dates as Unix
         times) already: an update with it would change nothing (a source copied again,
-        unchanged). Not known for an entry this batch inserted: False."""
+        unchanged). An entry this batch inserted holds what `ensure` was given for it."""
         columns = self.by_key[place.key].columns
         if columns is None:
-            return False
+            return True
         for name, value in row.items():
             if name not in columns:
                 return False
@@ -246,7 +236,6 @@ class Entries:
         for file_id, *key in inserted:
             place, row = by_key.pop(tuple(key))
             self.by_key[place.key] = Catalogued(file_id)
-            self.created.add(place.key)
         if by_key:
             self._load([place for place, _ in by_key.values()])
 
@@ -330,10 +319,12 @@ def attribute_values(attrs: dict, date=timestamp) -> dict:
 
 def has_changed(known: Known, values: dict) -> bool:
     """Whether the entry's content differs from what the catalog knew (size, type, or
-    modification date beyond the tolerance; datetimes or Unix times)."""
+    modification date beyond the tolerance; `values` gives it as a Unix time)."""
     if known.size != values["size"] or known.type != values["type"]:
         return True
     before, after = known.mtime, values["modification_date"]
     if before is None or after is None:
         return before is not after
-    return abs(seconds_of(before) - seconds_of(after)) > DATE_TOLERANCE
+    if before.tzinfo is None:
+        before = before.replace(tzinfo=timezone.utc)
+    return abs(before.timestamp() - float(after)) > DATE_TOLERANCE
